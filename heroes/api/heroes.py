@@ -1,0 +1,155 @@
+"""Heroes: create, filter and page, read with its team and an ETag, update with If-Match, delete."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+from sqlmodel import Session, func, select
+
+from heroes.db import SessionDep
+from heroes.models import (
+    AGE_MAX,
+    INT32_MAX,
+    NAME_MAX,
+    Hero,
+    HeroCreate,
+    HeroPublic,
+    HeroPublicWithTeam,
+    HeroUpdate,
+    Team,
+    Text,
+)
+from heroes.problems import Problem, integrity_kind
+
+router = APIRouter(prefix="/heroes", tags=["heroes"])
+
+HeroId = Annotated[int, Path(ge=1, le=INT32_MAX, description="A hero's id (1 to 2147483647).")]
+IfMatch = Annotated[
+    str | None,
+    Header(description='The ETag you read, e.g. `"3"`: the update applies only if the hero is still there.'),
+]
+
+
+def etag(hero: Hero) -> str:
+    return f'"{hero.version}"'
+
+
+def etag_matches(header: str, version: int) -> bool:
+    """If-Match: `*`, or a list of strong entity tags (`"3", "4"`); bare numbers are accepted too."""
+    tags = [tag.strip() for tag in header.split(",")]
+    return "*" in tags or any(not tag.startswith("W/") and tag.strip('"') == str(version) for tag in tags)
+
+
+def ensure_team_exists(session: Session, team_id: int | None) -> None:
+    """A hero may only join a team that exists: 422 naming `team_id` otherwise."""
+    if team_id is not None and session.get(Team, team_id) is None:
+        raise Problem(422, f"No team with id {team_id}.", field="team_id")
+
+
+def hero_or_404(session: Session, hero_id: int, *options) -> Hero:
+    hero = session.get(Hero, hero_id, options=list(options))
+    if hero is None:
+        raise Problem(404, f"No hero with id {hero_id}.")
+    return hero
+
+
+def commit_or_unprocessable(session: Session, team_id: int | None) -> None:
+    """Commit; if the team vanished after our check, the foreign key refuses and we say so (422)."""
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        if integrity_kind(exc)[0] == "foreign_key":
+            raise Problem(422, f"No team with id {team_id} (it was just deleted).", field="team_id") from None
+        raise
+
+
+@router.post("", status_code=201, response_model=HeroPublic)
+def create_hero(hero_in: HeroCreate, session: SessionDep, response: Response) -> Hero:
+    """Create a hero. `secret_name` is stored and never returned; an unknown `team_id` answers 422."""
+    ensure_team_exists(session, hero_in.team_id)
+    hero = Hero.model_validate(hero_in)
+    session.add(hero)
+    commit_or_unprocessable(session, hero.team_id)
+    session.refresh(hero)
+    response.headers["ETag"] = etag(hero)
+    response.headers["Location"] = f"/heroes/{hero.id}"
+    return hero
+
+
+@router.get("", response_model=list[HeroPublic])
+def read_heroes(
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    name: Annotated[
+        Text | None, Query(min_length=1, max_length=NAME_MAX, description="part of the name")
+    ] = None,
+    min_age: Annotated[int | None, Query(ge=0, le=AGE_MAX)] = None,
+    max_age: Annotated[int | None, Query(ge=0, le=AGE_MAX)] = None,
+    team_id: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
+) -> list[Hero]:
+    """List heroes by id, filtered by part of the name (any case), age range and team."""
+    query = select(Hero)
+    if name is not None:
+        query = query.where(func.lower(Hero.name).contains(name.lower(), autoescape=True))
+    if min_age is not None:
+        query = query.where(Hero.age >= min_age)
+    if max_age is not None:
+        query = query.where(Hero.age <= max_age)
+    if team_id is not None:
+        query = query.where(Hero.team_id == team_id)
+    return list(session.exec(query.order_by(Hero.id).offset(offset).limit(limit)))
+
+
+@router.get("/{hero_id}", response_model=HeroPublicWithTeam)
+def read_hero(
+    hero_id: HeroId,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+) -> Hero | Response:
+    """Read a hero with its team, in one statement; the `ETag` carries its version."""
+    hero = hero_or_404(session, hero_id, joinedload(Hero.team))  # the team in the same SELECT
+    if (if_none_match := request.headers.get("if-none-match")) and etag_matches(if_none_match, hero.version):
+        return Response(status_code=304, headers={"ETag": etag(hero)})
+    response.headers["ETag"] = etag(hero)
+    return hero
+
+
+@router.patch("/{hero_id}", response_model=HeroPublic)
+def update_hero(
+    hero_id: HeroId,
+    hero_in: HeroUpdate,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Hero:
+    """Change some of a hero's fields. With `If-Match`, a stale version answers 412 and changes nothing."""
+    hero = hero_or_404(session, hero_id)
+    if if_match is not None and not etag_matches(if_match, hero.version):
+        raise Problem(412, f"Hero {hero_id} is at version {hero.version} now: read it again, then retry.")
+    changes = hero_in.model_dump(exclude_unset=True)
+    ensure_team_exists(session, changes.get("team_id"))
+    statement = update(Hero).where(Hero.id == hero_id).values(**changes, version=Hero.version + 1)
+    if if_match is not None:  # compare-and-set: only if nobody wrote since we read
+        statement = statement.where(Hero.version == hero.version)
+    if session.exec(statement, execution_options={"synchronize_session": False}).rowcount != 1:
+        session.rollback()
+        raise Problem(
+            412, f"Hero {hero_id} was changed by someone else meanwhile: read it again, then retry."
+        )
+    commit_or_unprocessable(session, changes.get("team_id"))
+    session.refresh(hero)
+    response.headers["ETag"] = etag(hero)
+    return hero
+
+
+@router.delete("/{hero_id}", status_code=204)
+def delete_hero(hero_id: HeroId, session: SessionDep) -> Response:
+    """Delete a hero."""
+    session.delete(hero_or_404(session, hero_id))
+    session.commit()
+    return Response(status_code=204)

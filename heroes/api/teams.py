@@ -1,0 +1,92 @@
+"""Teams: create, list, read with heroes (eager-loaded), rename, delete (refused while it has heroes)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+from sqlmodel import func, select
+
+from heroes.db import SessionDep
+from heroes.models import INT32_MAX, Hero, Team, TeamCreate, TeamPublic, TeamPublicWithHeroes, TeamUpdate
+from heroes.problems import Problem, integrity_kind
+
+router = APIRouter(prefix="/teams", tags=["teams"])
+
+TeamId = Annotated[int, Path(ge=1, le=INT32_MAX, description="A team's id (1 to 2147483647).")]
+
+
+def valid_team(team_id: TeamId, session: SessionDep) -> Team:
+    """Dependency: the team named by the path, or a 404."""
+    team = session.get(Team, team_id)
+    if team is None:
+        raise Problem(404, f"No team with id {team_id}.")
+    return team
+
+
+ValidTeam = Annotated[Team, Depends(valid_team)]
+
+
+def commit_or_conflict(session: SessionDep, name: str | None) -> None:
+    """Commit; a unique violation becomes 409 naming `name` (the constraint decides, not a prior SELECT)."""
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()  # the session is unusable until rolled back
+        if integrity_kind(exc)[0] == "unique":
+            raise Problem(409, f"A team named {name!r} already exists.", field="name") from None
+        raise
+
+
+@router.post("", status_code=201, response_model=TeamPublic)
+def create_team(team_in: TeamCreate, session: SessionDep) -> Team:
+    """Create a team. A name that is already taken answers 409."""
+    team = Team.model_validate(team_in)
+    session.add(team)
+    commit_or_conflict(session, team.name)
+    session.refresh(team)
+    return team
+
+
+@router.get("", response_model=list[TeamPublic])
+def read_teams(
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[Team]:
+    """List teams by id, `limit` (1 to 100) at a time from `offset`."""
+    return list(session.exec(select(Team).order_by(Team.id).offset(offset).limit(limit)))
+
+
+@router.get("/{team_id}", response_model=TeamPublicWithHeroes)
+def read_team(team_id: TeamId, session: SessionDep) -> Team:
+    """Read a team with its heroes: two statements, however many heroes it has."""
+    team = session.get(Team, team_id, options=[selectinload(Team.heroes)])  # heroes in one SELECT ... IN
+    if team is None:
+        raise Problem(404, f"No team with id {team_id}.")
+    return team
+
+
+@router.patch("/{team_id}", response_model=TeamPublic)
+def update_team(team: ValidTeam, team_in: TeamUpdate, session: SessionDep) -> Team:
+    """Change a team's name or headquarters. A name that is already taken answers 409."""
+    team.sqlmodel_update(team_in.model_dump(exclude_unset=True))
+    session.add(team)
+    commit_or_conflict(session, team.name)
+    session.refresh(team)
+    return team
+
+
+@router.delete("/{team_id}", status_code=204)
+def delete_team(team: ValidTeam, session: SessionDep) -> Response:
+    """Delete a team that has no heroes; while it has some, 409 (heroes are never orphaned)."""
+    heroes = session.exec(select(func.count()).select_from(Hero).where(Hero.team_id == team.id)).one()
+    if heroes:
+        raise Problem(409, f"Team {team.id} still has {heroes} hero(es): move or delete them first.")
+    session.delete(team)
+    try:
+        session.commit()
+    except IntegrityError:  # a hero joined between the count and the delete: the foreign key refuses
+        session.rollback()
+        raise Problem(409, f"Team {team.id} gained a hero while being deleted: try again.") from None
+    return Response(status_code=204)

@@ -1,0 +1,137 @@
+"""The `heroes` command (also `python -m heroes`): serve the lab, seed data, migrate."""
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.engine import make_url
+
+from heroes import migrate
+from heroes.config import get_settings
+
+app = typer.Typer(
+    help="heroes: a hands-on lab of SQLModel/SQLAlchemy pitfalls behind FastAPI.", no_args_is_help=True
+)
+db_app = typer.Typer(
+    help="Migrate the database with Alembic (DATABASE_URL selects it).", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+console = Console()
+
+Host = Annotated[str, typer.Option(help="Address to listen on (loopback by default).")]
+Port = Annotated[int, typer.Option(help="Port to listen on.")]
+
+
+def shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def use_database(url: str) -> None:
+    """Point this process (and uvicorn's reloader children) at `url`."""
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+
+
+@app.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000, reload: bool = False) -> None:
+    """Serve the lab (expects a migrated database: `heroes db upgrade`)."""
+    import uvicorn
+
+    console.print(f"heroes on [bold]http://{host}:{port}[/]  docs: http://{host}:{port}/docs")
+    console.print(f"database: {shown(get_settings().database_url)}")
+    uvicorn.run("heroes.main:create_app", factory=True, host=host, port=port, reload=reload)
+
+
+@app.command()
+def up(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    postgres: Annotated[
+        bool, typer.Option(help="PostgreSQL: DATABASE_URL if it is one, else an embedded server in .pgdata/.")
+    ] = False,
+) -> None:
+    """Everything `make run` does: migrate, seed the demo data if the database is empty, serve."""
+    if postgres and not get_settings().database_url.startswith("postgresql"):
+        from heroes.embedded_pg import embedded_database_url
+
+        console.print("starting the embedded PostgreSQL server (data in .pgdata/) ...")
+        use_database(embedded_database_url(Path(".pgdata").resolve()))
+    migrate.upgrade()
+    seed()
+    serve(host=host, port=port)
+
+
+@app.command()
+def seed(
+    teams: Annotated[int, typer.Option(min=0, help="Bulk mode: this many teams ...")] = 0,
+    heroes_per_team: Annotated[int, typer.Option(min=0, help="... with this many heroes each.")] = 0,
+    reset: Annotated[bool, typer.Option(help="Delete every team and hero first.")] = False,
+) -> None:
+    """Write deterministic demo data; `--teams N --heroes-per-team M` writes many heroes fast."""
+    from heroes.db import create_db_engine
+    from heroes.seed import count_rows, seed_bulk, seed_demo
+    from heroes.seed import reset as reset_all
+
+    engine = create_db_engine()
+    try:
+        if reset:
+            reset_all(engine)
+        existing = count_rows(engine)
+        if not teams:
+            if any(existing):
+                console.print(
+                    f"database already has {existing[0]} teams and {existing[1]} heroes; left as is "
+                    "(--reset to start again)"
+                )
+                return
+            console.print(f"seeded the demo cast: {seed_demo(engine)} heroes")
+            return
+        total = teams * heroes_per_team
+        started = time.perf_counter()
+        with Progress(
+            TextColumn("seeding heroes"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("heroes", total=total)
+            seed_bulk(engine, teams, heroes_per_team, lambda n: progress.advance(task, n))
+        seconds = time.perf_counter() - started
+        rate = f"{total / seconds:,.0f} heroes/s" if seconds else ""
+        console.print(
+            f"seeded {teams:,} teams and {total:,} heroes in {seconds:.1f} s ({rate}) "
+            f"on {engine.dialect.name}"
+        )
+    finally:
+        engine.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    migrate.upgrade(revision=revision)
+    console.print(f"database at {revision} ({shown(get_settings().database_url)})")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or -1.")] = "-1") -> None:
+    """Revert migrations down to REVISION (default: one step)."""
+    migrate.downgrade(revision=revision)
+    console.print(f"database downgraded to {revision}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the revision the database is at, and the one the code expects."""
+    from heroes.db import create_db_engine
+
+    engine = create_db_engine()
+    with engine.connect() as connection:
+        current = migrate.current_revision(connection)
+    engine.dispose()
+    console.print(f"database: {current or '(none)'}   code expects: {migrate.head_revision()}")

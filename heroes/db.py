@@ -1,0 +1,90 @@
+"""The engine factory, the request-scoped session, and the per-engine set-up.
+
+SQLite: `PRAGMA foreign_keys=ON` on every connection (SQLite ignores foreign keys otherwise),
+WAL journal and a busy timeout, so readers and a writer can share the file.
+PostgreSQL (psycopg 3): a pool that pings before use and recycles old connections, a short pool
+timeout (a full pool answers 503 quickly instead of hanging), and a statement timeout.
+"""
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from heroes.config import Settings, get_settings, normalize_database_url
+from heroes.evidence import instrument
+
+
+def is_sqlite(engine_or_url: Engine | str) -> bool:
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
+    return url.get_backend_name() == "sqlite"
+
+
+def create_db_engine(url: str | None = None, settings: Settings | None = None, **overrides: Any) -> Engine:
+    """An engine for `url` (default: the settings' DATABASE_URL), set up for its backend and instrumented."""
+    settings = settings or get_settings()
+    url = normalize_database_url(url or settings.database_url)
+    pool = {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.pool_timeout,
+    }
+    if is_sqlite(url):
+        options: dict[str, Any] = {
+            **pool,
+            "connect_args": {"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
+        }
+    else:
+        options = {
+            **pool,
+            "pool_pre_ping": True,  # a connection the server dropped is replaced, not handed to a request
+            "pool_recycle": settings.pool_recycle,
+            "connect_args": {
+                "application_name": "heroes",
+                "connect_timeout": 5,
+                "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            },
+        }
+    options.update(overrides)
+    engine = create_engine(url, echo=settings.echo_sql, **options)
+    if is_sqlite(url):
+        event.listen(engine, "connect", _sqlite_on_connect)
+    return instrument(engine)
+
+
+def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")  # off by default, per connection: without it orphans are stored
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def get_engine(request: Request) -> Engine:
+    """The application's engine (made by create_app, one per app)."""
+    return request.app.state.engine
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request, always closed (returning its connection to the pool)."""
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def pool_status(engine: Engine) -> dict[str, Any]:
+    """Pool statistics as JSON-able numbers (QueuePool) or the pool's own description."""
+    pool = engine.pool
+    stats: dict[str, Any] = {"class": type(pool).__name__}
+    for name in ("size", "checkedin", "checkedout", "overflow"):
+        method = getattr(pool, name, None)
+        if callable(method):
+            stats[name] = method()
+    stats["timeout"] = getattr(pool, "_timeout", None)
+    return stats

@@ -1,0 +1,155 @@
+"""Evidence: count the statements a request (or a block of code) executes, and time them.
+
+Two recorders share one `QueryLog`:
+
+- per request: `EvidenceMiddleware` puts a fresh log in a context variable, every instrumented
+  engine adds to the log of the context it runs in, and the response gets
+  `X-Query-Count: N` and `Server-Timing: db;dur=<ms>;desc="N queries", app;dur=<ms>`.
+  Context variables follow the request into the threadpool, so concurrent requests never mix.
+- in your own code and tests: `with count_queries(engine) as queries: ...; assert queries.count == 2`
+  counts every statement that engine runs while the block is open, from any thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from threading import Lock
+from time import perf_counter
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+@dataclass
+class QueryLog:
+    """The statements seen, how many, and the seconds the database spent on them."""
+
+    count: int = 0
+    db_seconds: float = 0.0
+    statements: list[str] = field(default_factory=list)
+    keep_statements: bool = True
+    _lock: Lock = field(default_factory=Lock, repr=False, compare=False)
+
+    def record(self, statement: str, seconds: float) -> None:
+        with self._lock:  # count_queries may hear from many threads at once
+            self.count += 1
+            self.db_seconds += seconds
+            if self.keep_statements:
+                self.statements.append(statement)
+
+    def server_timing(self, app_seconds: float) -> str:
+        db_ms, app_ms = self.db_seconds * 1000, app_seconds * 1000
+        return f'db;dur={db_ms:.2f};desc="{self.count} queries", app;dur={app_ms:.2f}'
+
+
+_request_log: ContextVar[QueryLog | None] = ContextVar("heroes_request_log", default=None)
+
+
+class _Timer:
+    """Times each statement on a connection (a stack in `conn.info`, as events may nest)."""
+
+    def __init__(self, on_statement) -> None:
+        self.on_statement = on_statement
+        self.key = object()
+
+    def before(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        conn.info.setdefault(self.key, []).append(perf_counter())
+
+    def after(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self.on_statement(statement, perf_counter() - conn.info[self.key].pop())
+
+    def failed(self, context) -> None:
+        """A statement that failed was still executed (a unique violation costs a round trip too)."""
+        conn = context.connection
+        if conn is not None and context.statement is not None and conn.info.get(self.key):
+            self.on_statement(context.statement, perf_counter() - conn.info[self.key].pop())
+
+    def listen(self, target) -> None:
+        event.listen(target, "before_cursor_execute", self.before)
+        event.listen(target, "after_cursor_execute", self.after)
+        event.listen(target, "handle_error", self.failed)
+
+    def remove(self, target) -> None:
+        event.remove(target, "before_cursor_execute", self.before)
+        event.remove(target, "after_cursor_execute", self.after)
+        event.remove(target, "handle_error", self.failed)
+
+
+def _record_in_request(statement: str, seconds: float) -> None:
+    log = _request_log.get()
+    if log is not None:
+        log.record(statement, seconds)
+
+
+_request_timer = _Timer(_record_in_request)
+
+
+def instrument(engine: Engine) -> Engine:
+    """Make `engine` report its statements to the request being served (idempotent)."""
+    if not event.contains(engine, "after_cursor_execute", _request_timer.after):
+        _request_timer.listen(engine)
+    return engine
+
+
+@contextmanager
+def count_queries(
+    engine: Engine | type[Engine] = Engine, *, keep_statements: bool = True
+) -> Iterator[QueryLog]:
+    """Count (and keep) every statement `engine` executes inside the block, whichever thread runs it.
+
+    With no engine it listens to every engine. Copy this function into your own project's tests:
+
+        with count_queries(engine) as queries:
+            client.get("/teams/1")
+        assert queries.count == 2, queries.statements
+    """
+    log = QueryLog(keep_statements=keep_statements)
+    timer = _Timer(log.record)
+    timer.listen(engine)
+    try:
+        yield log
+    finally:
+        timer.remove(engine)
+
+
+@contextmanager
+def request_log(*, keep_statements: bool = True) -> Iterator[QueryLog]:
+    """Record into a fresh log what the current context executes (what the middleware does per request)."""
+    log = QueryLog(keep_statements=keep_statements)
+    token = _request_log.set(log)
+    try:
+        yield log
+    finally:
+        _request_log.reset(token)
+
+
+class EvidenceMiddleware:
+    """Pure ASGI middleware: adds X-Query-Count and Server-Timing to every HTTP response.
+
+    The headers leave with the response start, so a streamed response reports what ran before
+    its first byte (the statements of its own generator come later and are not in them).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = perf_counter()
+        with request_log(keep_statements=False) as log:
+
+            async def send_with_evidence(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = MutableHeaders(scope=message)
+                    headers["X-Query-Count"] = str(log.count)
+                    headers.append("Server-Timing", log.server_timing(perf_counter() - started))
+                await send(message)
+
+            await self.app(scope, receive, send_with_evidence)

@@ -1,0 +1,73 @@
+"""create_app(): the routers, the problem+json error handlers and the evidence middleware."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from heroes import __version__
+from heroes.api import health, heroes, teams
+from heroes.config import Settings, get_settings
+from heroes.db import create_db_engine
+from heroes.evidence import EvidenceMiddleware
+from heroes.problems import install_problem_handlers
+
+DESCRIPTION = """
+A hands-on lab of the database pitfalls people hit with SQLModel and SQLAlchemy behind FastAPI.
+
+**Start here.** `GET /teams` and `GET /heroes` are the reference API, done right. Every response
+carries the evidence of what it cost the database:
+
+* `X-Query-Count`: how many SQL statements the request executed;
+* `Server-Timing`: `db;dur=<ms>;desc="N queries", app;dur=<ms>` (your browser's dev tools show it too).
+
+Try `GET /teams/1`: the team and all its heroes in exactly 2 statements. Errors are always
+`application/problem+json` with a human `detail` and, for bad input, the field at fault.
+`secret_name` is accepted on create and update and never returned.
+"""
+
+TAGS = [
+    {"name": "teams", "description": "Teams: unique names, heroes eager-loaded, no orphans on delete."},
+    {"name": "heroes", "description": "Heroes: filters and paging, ETag / If-Match optimistic locking."},
+    {"name": "health", "description": "Liveness, readiness and connection-pool statistics."},
+]
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """Build the lab. `engine` lets tests (and lessons) hand in their own; otherwise DATABASE_URL."""
+    settings = settings or get_settings()
+    owns_engine = engine is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield  # the schema is Alembic's job (`heroes db upgrade`): nothing is created here
+        if owns_engine:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="heroes: database pitfalls lab",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.engine = engine if engine is not None else create_db_engine(settings=settings)
+    app.state.settings = settings
+    install_problem_handlers(app)
+    if settings.evidence:
+        app.add_middleware(EvidenceMiddleware)
+    for router in (teams.router, heroes.router, health.router):
+        app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> dict[str, str]:
+        return {
+            "name": "heroes",
+            "docs": "/docs",
+            "teams": "/teams",
+            "heroes": "/heroes",
+            "health": "/health/ready",
+        }
+
+    return app

@@ -1,0 +1,42 @@
+"""Alembic from Python: the CLI, the health check and the tests migrate through these."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+from heroes.config import get_settings, normalize_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+ALEMBIC_INI = ROOT / "alembic.ini"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic's Config for `url` (default: DATABASE_URL); migrations/env.py reads it from here."""
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = normalize_database_url(url or get_settings().database_url)
+    return config
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str | None = None, revision: str = "-1") -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+@lru_cache
+def head_revision() -> str | None:
+    """The revision the code expects (a single head: the test suite checks there is only one)."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is at, or None for a database Alembic never touched."""
+    return MigrationContext.configure(connection).get_current_revision()

@@ -1,0 +1,196 @@
+"""Every error is `application/problem+json` (RFC 9457): one mapping from exceptions to answers.
+
+    validation            422  with `errors`: one entry per field, never echoing the input
+    not found             404
+    unique violation      409  naming the field
+    foreign key           409/422 naming the field
+    precondition failed   412  (If-Match against a stale version)
+    pool exhausted        503  + Retry-After
+    database unreachable  503  + Retry-After
+    anything else         500  that never echoes SQL, parameters or a secret
+
+Routes raise `Problem(status, detail, field=...)` where they know better than this module.
+"""
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("heroes")
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = "2"
+
+
+class Problem(StarletteHTTPException):
+    """An HTTP error with a human `detail`, optionally naming the field it is about."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        field: str | None = None,
+        location: str = "body",
+        type: str = "about:blank",
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(status_code=status, detail=detail, headers=headers)
+        self.type = type
+        self.title = title
+        self.extra = extra or {}
+        self.errors = [field_error(field, location, detail, "invalid")] if field else None
+
+
+def field_error(field: str, location: str, message: str, kind: str) -> dict[str, Any]:
+    return {"field": field, "location": location, "message": message, "type": kind}
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    detail: str,
+    *,
+    type: str = "about:blank",
+    title: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": type,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+# ---- handlers -------------------------------------------------------------------------------------
+
+
+async def http_exception_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
+    if exc.status_code == 404 and not isinstance(exc, Problem):
+        detail = f"Nothing at {request.method} {request.url.path}."
+    if exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    return problem_response(
+        request,
+        exc.status_code,
+        detail,
+        type=getattr(exc, "type", "about:blank"),
+        title=getattr(exc, "title", None),
+        errors=getattr(exc, "errors", None),
+        headers=exc.headers,
+        extra=getattr(exc, "extra", None),
+    )
+
+
+def _field_name(loc: tuple[Any, ...]) -> tuple[str, str]:
+    """('body', 'team_id') -> ('team_id', 'body'); ('query', 'limit') -> ('limit', 'query')."""
+    location = str(loc[0]) if loc else "request"
+    rest = [str(part) for part in loc[1:]]
+    return (".".join(rest) if rest else location), location
+
+
+async def validation_exception_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = []
+    for error in exc.errors():  # `input` and `ctx` are dropped on purpose: they may hold a secret
+        field, location = _field_name(tuple(error.get("loc", ())))
+        message = error.get("msg", "is invalid").removeprefix("Value error, ")
+        errors.append(field_error(field, location, message, error.get("type", "invalid")))
+    summary = "; ".join(f"{e['field']} ({e['location']}): {e['message']}" for e in errors)
+    return problem_response(request, 422, f"Invalid request. {summary}", errors=errors)
+
+
+# IntegrityError classification, per engine: the constraint name our naming convention gave it
+_CONSTRAINT = re.compile(r"^(?P<kind>uq|fk|ck|pk)_(?P<table>team|hero)_(?P<column>[a-z_]+?)(_team)?$")
+_SQLITE_COLUMN = re.compile(r"constraint failed: (?P<table>\w+)\.(?P<column>\w+)")
+
+
+def integrity_kind(exc: sa_exc.IntegrityError) -> tuple[str, str | None]:
+    """('unique' | 'foreign_key' | 'not_null' | 'check' | 'integrity', field or None), on both engines."""
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None:  # psycopg
+        kinds = {"23505": "unique", "23503": "foreign_key", "23502": "not_null", "23514": "check"}
+        diag = getattr(orig, "diag", None)
+        column = getattr(diag, "column_name", None)
+        constraint = getattr(diag, "constraint_name", None) or ""
+        match = _CONSTRAINT.match(constraint)
+        if match and not column:
+            column = match["column"]
+        return kinds.get(sqlstate, "integrity"), column
+    message = str(orig)  # sqlite3: "UNIQUE constraint failed: team.name", "FOREIGN KEY constraint failed"
+    match = _SQLITE_COLUMN.search(message)
+    column = match["column"] if match else None  # SQLite names no column for a foreign key
+    for marker, kind in (("UNIQUE", "unique"), ("FOREIGN KEY", "foreign_key"), ("NOT NULL", "not_null")):
+        if message.startswith(marker):
+            return kind, column
+    return ("check" if message.startswith("CHECK") else "integrity"), column
+
+
+async def integrity_error_handler(request: Request, exc: sa_exc.IntegrityError) -> JSONResponse:
+    """The net under the routes: they catch the violations they expect and say more."""
+    kind, field = integrity_kind(exc)
+    status, detail = {
+        "unique": (409, "A row with this value already exists."),
+        "foreign_key": (409, "This change would break a reference between a hero and a team."),
+    }.get(kind, (422, "The database refused a value that broke one of its constraints."))
+    errors = [field_error(field, "body", detail, kind)] if field else None
+    return problem_response(request, status, detail, errors=errors)
+
+
+async def pool_timeout_handler(request: Request, exc: sa_exc.TimeoutError) -> JSONResponse:
+    return problem_response(
+        request,
+        503,
+        "Every database connection is in use and none came free in time; try again shortly.",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def _missing_schema(exc: sa_exc.DBAPIError) -> bool:
+    text = str(exc.orig)
+    return getattr(exc.orig, "sqlstate", None) == "42P01" or "no such table" in text
+
+
+async def database_error_handler(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+    if _missing_schema(exc):
+        detail = "The database has no schema yet or an old one: run `heroes db upgrade`."
+        return problem_response(request, 503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
+    if isinstance(exc, sa_exc.OperationalError) or exc.connection_invalidated:
+        logger.warning("database unavailable: %s", type(exc.orig).__name__)
+        detail = "The database is unavailable or did not answer in time; try again shortly."
+        return problem_response(request, 503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
+    return await unhandled_exception_handler(request, exc)
+
+
+async def unhandled_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+    return problem_response(request, 500, "Something went wrong on our side; it has been logged.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, http_exception_handler)
+    app.add_exception_handler(RequestValidationError, validation_exception_handler)
+    app.add_exception_handler(sa_exc.IntegrityError, integrity_error_handler)
+    app.add_exception_handler(sa_exc.TimeoutError, pool_timeout_handler)
+    app.add_exception_handler(sa_exc.DBAPIError, database_error_handler)
+    app.add_exception_handler(Exception, unhandled_exception_handler)

@@ -1,0 +1,69 @@
+"""Alembic environment: the URL from heroes' settings, SQLModel's metadata as the target.
+
+SQLite cannot ALTER most things in place, so every revision runs in batch mode there
+(Alembic copies the table, changes the copy, and swaps it in).
+"""
+
+import logging
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import Connection, create_engine, pool
+from sqlmodel import SQLModel
+
+from heroes import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from heroes.config import get_settings, normalize_database_url
+from heroes.db import is_sqlite
+
+config = context.config
+if config.config_file_name is not None and not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = SQLModel.metadata
+
+
+def database_url() -> str:
+    url = config.attributes.get("database_url") or get_settings().database_url
+    return normalize_database_url(url)
+
+
+def configure(**kwargs) -> None:
+    url = database_url()
+    context.configure(
+        target_metadata=target_metadata,
+        render_as_batch=is_sqlite(url),
+        compare_type=True,
+        compare_server_default=True,
+        **kwargs,
+    )
+
+
+def run_migrations_offline() -> None:
+    """`alembic upgrade head --sql`: print the DDL for the configured database instead of running it."""
+    configure(url=database_url(), literal_binds=True, dialect_opts={"paramstyle": "named"})
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_with(connection: Connection) -> None:
+    configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:  # a caller (a test, a lesson) hands in its own connection
+        run_with(connection)
+        return
+    # no `PRAGMA foreign_keys=ON` here: batch mode re-creates tables, which foreign keys would block
+    engine = create_engine(database_url(), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        run_with(connection)
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
