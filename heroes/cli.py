@@ -135,3 +135,30 @@ def db_current() -> None:
         current = migrate.current_revision(connection)
     engine.dispose()
     console.print(f"database: {current or '(none)'}   code expects: {migrate.head_revision()}")
+
+
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Argument(help="Which benchmark: evidence.")] = "evidence",
+    requests: Annotated[int, typer.Option(min=10, help="Requests per round.")] = 2000,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds (the median is reported).")] = 5,
+    hero_id: Annotated[int, typer.Option(help="The hero to read.")] = 1,
+) -> None:
+    """Run a benchmark suite on DATABASE_URL (seeded) and print requests/s, slowest first."""
+    from rich.table import Table
+
+    from heroes.bench import SUITES, run_suite
+
+    if suite not in SUITES:
+        raise typer.BadParameter(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
+    path = f"/heroes/{hero_id}"
+    results = run_suite(suite, path, requests, rounds)
+    fastest = results[-1][1]
+    table = Table(
+        title=f"GET {path}: {rounds} rounds x {requests} requests, median ({shown(get_settings().database_url)})"
+    )
+    for column in ("case", "requests/s", "µs/request", "vs fastest"):
+        table.add_column(column, justify="left" if column == "case" else "right")
+    for case, rate in results:
+        table.add_row(case.label, f"{rate:,.0f}", f"{1e6 / rate:,.1f}", f"{rate / fastest:.1%}")
+    console.print(table)

@@ -52,7 +52,7 @@ def create_db_engine(url: str | None = None, settings: Settings | None = None, *
     engine = create_engine(url, echo=settings.echo_sql, **options)
     if is_sqlite(url):
         event.listen(engine, "connect", _sqlite_on_connect)
-    return instrument(engine)
+    return instrument(engine) if settings.evidence else engine
 
 
 def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
