@@ -16,7 +16,7 @@ rejects NUL bytes and integers beyond 2**31-1 with errors that would otherwise b
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, field_validator
+from pydantic import AfterValidator, StrictInt, field_validator
 from sqlalchemy import CheckConstraint, UniqueConstraint
 from sqlmodel import Field, Relationship, SQLModel
 
@@ -69,7 +69,11 @@ class Team(TeamBase, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    heroes: list["Hero"] = Relationship(back_populates="team")
+    heroes: list["Hero"] = Relationship(
+        back_populates="team",
+        # "all": deleting a team never sets its heroes' team_id to NULL; the foreign key refuses instead
+        sa_relationship_kwargs={"order_by": "Hero.id", "passive_deletes": "all"},
+    )
 
 
 class TeamCreate(TeamBase):
@@ -92,8 +96,8 @@ class TeamUpdate(SQLModel):
 
 class HeroBase(SQLModel):
     name: Text = Field(min_length=1, max_length=NAME_MAX, index=True)
-    age: int | None = Field(default=None, ge=0, le=AGE_MAX, index=True)
-    team_id: int | None = Field(default=None, ge=1, le=INT32_MAX, foreign_key="team.id", index=True)
+    age: StrictInt | None = Field(default=None, ge=0, le=AGE_MAX, index=True)  # strict: `true` is not 1
+    team_id: StrictInt | None = Field(default=None, ge=1, le=INT32_MAX, foreign_key="team.id", index=True)
 
 
 class Hero(HeroBase, table=True):
@@ -120,8 +124,8 @@ class HeroPublic(HeroBase):
 class HeroUpdate(SQLModel):
     name: Text | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     secret_name: Text | None = Field(default=None, min_length=1, max_length=NAME_MAX)
-    age: int | None = Field(default=None, ge=0, le=AGE_MAX)  # null clears the age
-    team_id: int | None = Field(default=None, ge=1, le=INT32_MAX)  # null leaves the team
+    age: StrictInt | None = Field(default=None, ge=0, le=AGE_MAX)  # null clears the age
+    team_id: StrictInt | None = Field(default=None, ge=1, le=INT32_MAX)  # null leaves the team
 
     _no_nulls = field_validator("name", "secret_name")(_not_null)
 

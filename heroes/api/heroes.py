@@ -1,5 +1,7 @@
 """Heroes: create, filter and page, read with its team and an ETag, update with If-Match, delete."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -36,9 +38,14 @@ def etag(hero: Hero) -> str:
     return f'"{hero.version}"'
 
 
-def etag_matches(header: str, version: int) -> bool:
-    """If-Match: `*`, or a list of strong entity tags (`"3", "4"`); bare numbers are accepted too."""
+def etag_matches(header: str, version: int, *, weak: bool = False) -> bool:
+    """If-Match: `*`, or a list of strong entity tags (`"3", "4"`); bare numbers are accepted too.
+
+    If-None-Match compares weakly (RFC 9110): there `W/"3"` matches version 3 as well.
+    """
     tags = [tag.strip() for tag in header.split(",")]
+    if weak:
+        tags = [tag.removeprefix("W/") for tag in tags]
     return "*" in tags or any(not tag.startswith("W/") and tag.strip('"') == str(version) for tag in tags)
 
 
@@ -55,10 +62,11 @@ def hero_or_404(session: Session, hero_id: int, *options) -> Hero:
     return hero
 
 
-def commit_or_unprocessable(session: Session, team_id: int | None) -> None:
-    """Commit; if the team vanished after our check, the foreign key refuses and we say so (422)."""
+@contextmanager
+def team_must_still_exist(session: Session, team_id: int | None) -> Iterator[None]:
+    """Around a write: if the team vanished after our check, the foreign key refuses and we say so (422)."""
     try:
-        session.commit()
+        yield
     except IntegrityError as exc:
         session.rollback()
         if integrity_kind(exc)[0] == "foreign_key":
@@ -72,7 +80,8 @@ def create_hero(hero_in: HeroCreate, session: SessionDep, response: Response) ->
     ensure_team_exists(session, hero_in.team_id)
     hero = Hero.model_validate(hero_in)
     session.add(hero)
-    commit_or_unprocessable(session, hero.team_id)
+    with team_must_still_exist(session, hero.team_id):
+        session.commit()
     session.refresh(hero)
     response.headers["ETag"] = etag(hero)
     response.headers["Location"] = f"/heroes/{hero.id}"
@@ -113,7 +122,8 @@ def read_hero(
 ) -> Hero | Response:
     """Read a hero with its team, in one statement; the `ETag` carries its version."""
     hero = hero_or_404(session, hero_id, joinedload(Hero.team))  # the team in the same SELECT
-    if (if_none_match := request.headers.get("if-none-match")) and etag_matches(if_none_match, hero.version):
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match and etag_matches(if_none_match, hero.version, weak=True):
         return Response(status_code=304, headers={"ETag": etag(hero)})
     response.headers["ETag"] = etag(hero)
     return hero
@@ -136,12 +146,13 @@ def update_hero(
     statement = update(Hero).where(Hero.id == hero_id).values(**changes, version=Hero.version + 1)
     if if_match is not None:  # compare-and-set: only if nobody wrote since we read
         statement = statement.where(Hero.version == hero.version)
-    if session.exec(statement, execution_options={"synchronize_session": False}).rowcount != 1:
-        session.rollback()
-        raise Problem(
-            412, f"Hero {hero_id} was changed by someone else meanwhile: read it again, then retry."
-        )
-    commit_or_unprocessable(session, changes.get("team_id"))
+    with team_must_still_exist(session, changes.get("team_id")):  # the UPDATE runs now, not at commit
+        if session.exec(statement, execution_options={"synchronize_session": False}).rowcount != 1:
+            session.rollback()
+            raise Problem(
+                412, f"Hero {hero_id} was changed by someone else meanwhile: read it again, then retry."
+            )
+        session.commit()
     session.refresh(hero)
     response.headers["ETag"] = etag(hero)
     return hero
