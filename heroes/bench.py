@@ -93,7 +93,7 @@ def run_suite(
     url = url or get_settings().database_url
     apps = [(c, c.build(url)) for c in SUITES[suite]]
     rates: dict[str, list[float]] = {c.name: [] for c, _ in apps}
-    for app_case, app in apps:  # warm up: connections, compiled-statement cache
+    for _, app in apps:  # warm up: connections, compiled-statement cache
         asyncio.run(_rate(app, path, max(requests // 10, 10)))
     for _ in range(rounds):
         for app_case, app in apps:

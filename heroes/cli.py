@@ -154,9 +154,8 @@ def bench(
     path = f"/heroes/{hero_id}"
     results = run_suite(suite, path, requests, rounds)
     fastest = results[-1][1]
-    table = Table(
-        title=f"GET {path}: {rounds} rounds x {requests} requests, median ({shown(get_settings().database_url)})"
-    )
+    database = shown(get_settings().database_url)
+    table = Table(title=f"GET {path}: {rounds} rounds x {requests} requests, median ({database})")
     for column in ("case", "requests/s", "µs/request", "vs fastest"):
         table.add_column(column, justify="left" if column == "case" else "right")
     for case, rate in results:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
 from heroes.config import Settings, get_settings, normalize_database_url
@@ -34,7 +35,7 @@ def create_db_engine(url: str | None = None, settings: Settings | None = None, *
     }
     if is_sqlite(url):
         options: dict[str, Any] = {
-            **pool,
+            **({"poolclass": StaticPool} if _sqlite_in_memory(url) else pool),
             "connect_args": {"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
         }
     else:
@@ -55,12 +56,24 @@ def create_db_engine(url: str | None = None, settings: Settings | None = None, *
     return instrument(engine) if settings.evidence else engine
 
 
+def _sqlite_in_memory(url: str) -> bool:
+    """`sqlite://`, `:memory:`, `mode=memory`: one database per connection, so every thread shares one."""
+    parsed = make_url(url)
+    return parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+
+
 def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")  # off by default, per connection: without it orphans are stored
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # SQLite's lower() folds ASCII only ('É' stays 'É'); Python's folds every letter, as PostgreSQL does
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
 
 
 def get_engine(request: Request) -> Engine:
@@ -86,5 +99,7 @@ def pool_status(engine: Engine) -> dict[str, Any]:
         method = getattr(pool, name, None)
         if callable(method):
             stats[name] = method()
+    if "overflow" in stats:  # QueuePool counts up from -pool_size: report only connections beyond the pool
+        stats["overflow"] = max(stats["overflow"], 0)
     stats["timeout"] = getattr(pool, "_timeout", None)
     return stats

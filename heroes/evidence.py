@@ -60,14 +60,22 @@ class _Timer:
     def before(self, conn, cursor, statement, parameters, context, executemany) -> None:
         conn.info.setdefault(self.key, []).append(perf_counter())
 
+    def _finish(self, conn, statement: str) -> None:
+        stack = conn.info.get(self.key)
+        if not stack:  # it started before we listened (count_queries opened meanwhile): not ours
+            return
+        seconds = perf_counter() - stack.pop()
+        if not stack:  # conn.info outlives us (pooled connections): leave nothing behind
+            del conn.info[self.key]
+        self.on_statement(statement, seconds)
+
     def after(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        self.on_statement(statement, perf_counter() - conn.info[self.key].pop())
+        self._finish(conn, statement)
 
     def failed(self, context) -> None:
         """A statement that failed was still executed (a unique violation costs a round trip too)."""
-        conn = context.connection
-        if conn is not None and context.statement is not None and conn.info.get(self.key):
-            self.on_statement(context.statement, perf_counter() - conn.info[self.key].pop())
+        if context.connection is not None and context.statement is not None:
+            self._finish(context.connection, context.statement)
 
     def listen(self, target) -> None:
         event.listen(target, "before_cursor_execute", self.before)

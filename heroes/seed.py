@@ -71,8 +71,9 @@ def seed_demo(engine: Engine) -> int:
     return len(DEMO_HEROES)
 
 
-def _hero_rows(team_ids: list[int], per_team: int) -> Iterator[tuple]:
-    for t, team_id in enumerate(team_ids, start=1):
+def _hero_rows(team_ids: list[int], per_team: int, start: int = 1) -> Iterator[tuple]:
+    """Heroes named after their team's number (`Hero 000004-0001` belongs to `Team 000004`)."""
+    for t, team_id in enumerate(team_ids, start=start):
         for h in range(1, per_team + 1):
             age = None if (t + h) % 10 == 0 else (t * 7 + h * 13) % 90 + 10
             yield (f"Hero {t:06d}-{h:04d}", f"Secret {t:06d}-{h:04d}", age, team_id, 1)
@@ -118,7 +119,7 @@ def seed_bulk(
     with engine.begin() as connection:
         existing = connection.scalar(select(func.count()).select_from(Team)) or 0
         team_ids = _insert_teams(connection, teams, start=existing + 1)
-        rows = _hero_rows(team_ids, heroes_per_team)
+        rows = _hero_rows(team_ids, heroes_per_team, start=existing + 1)
         if connection.dialect.name == "postgresql":
             _copy_heroes(connection, rows, progress)
         else:

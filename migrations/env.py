@@ -27,11 +27,13 @@ def database_url() -> str:
     return normalize_database_url(url)
 
 
-def configure(**kwargs) -> None:
-    url = database_url()
+def configure(connection: Connection | None = None, **kwargs) -> None:
+    # a handed-in connection decides, whatever DATABASE_URL says
+    sqlite = connection.dialect.name == "sqlite" if connection is not None else is_sqlite(database_url())
     context.configure(
+        connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=is_sqlite(url),
+        render_as_batch=sqlite,
         compare_type=True,
         compare_server_default=True,
         **kwargs,

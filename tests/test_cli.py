@@ -1,0 +1,92 @@
+"""The `heroes` command: migrate, show the revision, seed deterministic data."""
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import create_engine, pool, text
+from typer.testing import CliRunner
+
+from heroes.cli import app
+from heroes.config import get_settings
+from heroes.migrate import ROOT
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_database(empty_database_url, monkeypatch) -> str:
+    """DATABASE_URL points the command at a fresh database with no schema."""
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    get_settings.cache_clear()
+    yield empty_database_url
+    get_settings.cache_clear()
+
+
+def heroes(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def rows(url: str, sql: str) -> list[tuple]:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_then_current(cli_database):
+    assert "database: (none)" in heroes("db", "current")
+    assert "database at head" in heroes("db", "upgrade")
+    assert "database: 0001   code expects: 0001" in heroes("db", "current")
+
+
+def test_seed_writes_the_demo_cast_once(cli_database):
+    heroes("db", "upgrade")
+    assert "seeded the demo cast: 15 heroes" in heroes("seed")
+    assert rows(cli_database, "SELECT count(*) FROM team") == [(5,)]
+    assert rows(cli_database, "SELECT count(*) FROM hero") == [(15,)]
+
+    assert "already has 5 teams and 15 heroes; left as is" in heroes("seed")
+    assert rows(cli_database, "SELECT count(*) FROM team") == [(5,)]
+    assert rows(cli_database, "SELECT count(*) FROM hero") == [(15,)]
+
+
+def test_seed_reset_bulk_is_deterministic(cli_database):
+    heroes("db", "upgrade")
+    heroes("seed")
+    assert "seeded 3 teams and 12 heroes" in heroes(
+        "seed", "--reset", "--teams", "3", "--heroes-per-team", "4"
+    )
+
+    assert rows(cli_database, "SELECT id, name FROM team ORDER BY id") == [
+        (1, "Team 000001"),
+        (2, "Team 000002"),
+        (3, "Team 000003"),
+    ]
+    heroes_ = rows(cli_database, "SELECT id, name, team_id FROM hero ORDER BY id")
+    assert [hero[0] for hero in heroes_] == list(range(1, 13))  # ids start at 1 again after --reset
+    assert heroes_[0] == (1, "Hero 000001-0001", 1)
+    assert heroes_[-1] == (12, "Hero 000003-0004", 3)
+    assert all(name == f"Hero {team:06d}-{(id_ - 1) % 4 + 1:04d}" for id_, name, team in heroes_)
+
+    # more teams later: their heroes carry their own team's number
+    heroes("seed", "--teams", "1", "--heroes-per-team", "2")
+    assert rows(cli_database, "SELECT name FROM hero WHERE team_id = 4 ORDER BY id") == [
+        ("Hero 000004-0001",),
+        ("Hero 000004-0002",),
+    ]
+    assert rows(cli_database, "SELECT name FROM team WHERE id = 4") == [("Team 000004",)]
+
+
+def test_python_dash_m_heroes_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "heroes", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage: heroes" in result.stdout
+    for command in ("serve", "up", "seed", "db"):
+        assert command in result.stdout
