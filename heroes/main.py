@@ -11,7 +11,7 @@ from heroes.api import health, heroes, teams
 from heroes.config import Settings, get_settings
 from heroes.db import create_db_engine
 from heroes.evidence import EvidenceMiddleware
-from heroes.problems import install_problem_handlers
+from heroes.problems import UnhandledErrorMiddleware, install_problem_handlers
 
 DESCRIPTION = """
 A hands-on lab of the database pitfalls people hit with SQLModel and SQLAlchemy behind FastAPI.
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine if engine is not None else create_db_engine(settings=settings)
     app.state.settings = settings
     install_problem_handlers(app)
+    app.add_middleware(UnhandledErrorMiddleware)  # added first, so it runs inside the evidence middleware
     if settings.evidence:
         app.add_middleware(EvidenceMiddleware)
     for router in (teams.router, heroes.router, health.router):

@@ -5,9 +5,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect, text
 
 from heroes.config import get_settings, normalize_database_url
 
@@ -39,4 +38,6 @@ def head_revision() -> str | None:
 
 def current_revision(connection: Connection) -> str | None:
     """The revision the database is at, or None for a database Alembic never touched."""
-    return MigrationContext.configure(connection).get_current_revision()
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.scalar(text("SELECT version_num FROM alembic_version"))

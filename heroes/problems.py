@@ -22,6 +22,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("heroes")
 
@@ -88,8 +90,11 @@ async def http_exception_handler(request: Request, exc: StarletteHTTPException) 
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
     if exc.status_code == 404 and not isinstance(exc, Problem):
         detail = f"Nothing at {request.method} {request.url.path}."
+    headers = exc.headers
     if exc.status_code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}."
+        allowed = allowed_methods(request)
+        detail = f"{request.method} is not allowed on {request.url.path}; it answers {', '.join(allowed)}."
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     return problem_response(
         request,
         exc.status_code,
@@ -97,9 +102,19 @@ async def http_exception_handler(request: Request, exc: StarletteHTTPException) 
         type=getattr(exc, "type", "about:blank"),
         title=getattr(exc, "title", None),
         errors=getattr(exc, "errors", None),
-        headers=exc.headers,
+        headers=headers,
         extra=getattr(exc, "extra", None),
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's own 405 names only the first route's)."""
+    methods = set()
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    return sorted(methods)
 
 
 def _field_name(loc: tuple[Any, ...]) -> tuple[str, str]:
@@ -112,7 +127,10 @@ def _field_name(loc: tuple[Any, ...]) -> tuple[str, str]:
 async def validation_exception_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = []
     for error in exc.errors():  # `input` and `ctx` are dropped on purpose: they may hold a secret
-        field, location = _field_name(tuple(error.get("loc", ())))
+        loc = tuple(error.get("loc", ()))
+        if error.get("type") == "json_invalid":  # ('body', 34): 34 is a character position, not a field
+            loc = loc[:1]
+        field, location = _field_name(loc)
         message = error.get("msg", "is invalid").removeprefix("Value error, ")
         errors.append(field_error(field, location, message, error.get("type", "invalid")))
     summary = "; ".join(f"{e['field']} ({e['location']}): {e['message']}" for e in errors)
@@ -171,11 +189,27 @@ def _missing_schema(exc: sa_exc.DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "42P01" or "no such table" in text
 
 
+# sqlite3 primary result codes that mean "cannot serve now", not "this statement is wrong":
+# BUSY, LOCKED, NOMEM, INTERRUPT, IOERR, FULL, CANTOPEN
+_SQLITE_UNAVAILABLE = {5, 6, 7, 9, 10, 13, 14}
+
+
+def _unavailable(exc: sa_exc.DBAPIError) -> bool:
+    """The database is down, busy or too slow: worth a retry, unlike a bug in a statement (500)."""
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, sa_exc.OperationalError):
+        return False
+    # sqlite3 raises OperationalError for syntax errors and unknown columns too; its code tells them apart
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in _SQLITE_UNAVAILABLE
+
+
 async def database_error_handler(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
     if _missing_schema(exc):
         detail = "The database has no schema yet or an old one: run `heroes db upgrade`."
         return problem_response(request, 503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
-    if isinstance(exc, sa_exc.OperationalError) or exc.connection_invalidated:
+    if _unavailable(exc):
         logger.warning("database unavailable: %s", type(exc.orig).__name__)
         detail = "The database is unavailable or did not answer in time; try again shortly."
         return problem_response(request, 503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
@@ -193,4 +227,33 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa_exc.IntegrityError, integrity_error_handler)
     app.add_exception_handler(sa_exc.TimeoutError, pool_timeout_handler)
     app.add_exception_handler(sa_exc.DBAPIError, database_error_handler)
-    app.add_exception_handler(Exception, unhandled_exception_handler)
+
+
+class UnhandledErrorMiddleware:
+    """Any exception no handler took becomes a logged 500 problem+json, answered here.
+
+    Starlette's own catch-all answers from its outermost middleware, outside the evidence
+    middleware, so a 500 would lose X-Query-Count; create_app puts this one inside it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late for a response of our own
+                raise
+            response = await unhandled_exception_handler(Request(scope), exc)
+            await response(scope, receive, send)
