@@ -8,6 +8,7 @@ app's own cost per request and the difference is the recorder's, not the HTTP cl
 """
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
@@ -78,26 +79,69 @@ async def _get(app: FastAPI, path: str) -> int:
     return status
 
 
-async def _rate(app: FastAPI, path: str, requests: int) -> float:
-    started = time.perf_counter()
+async def _rate(app: FastAPI, path: str, requests: int) -> tuple[float, float]:
+    """(requests per wall-clock second, CPU seconds per request: this process, every thread)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     for _ in range(requests):
         if (status := await _get(app, path)) != 200:
             raise RuntimeError(f"GET {path} answered {status}: is the database migrated and seeded?")
-    return requests / (time.perf_counter() - started)
+    return requests / (time.perf_counter() - started), (time.process_time() - cpu_started) / requests
 
 
-def run_suite(
-    suite: str, path: str, requests: int, rounds: int, url: str | None = None
-) -> list[tuple[Case, float]]:
-    """Median requests/s of every case, rounds interleaved so drift hits all cases alike; slowest first."""
+@dataclass
+class Result:
+    case: Case
+    rate: float  # requests/s, median of the rounds
+    cpu: float  # CPU seconds per request, median of the rounds
+
+
+def run_suite(suite: str, path: str, requests: int, rounds: int, url: str | None = None) -> list[Result]:
+    """Median requests/s and CPU/request of every case, rounds interleaved so drift hits all alike."""
     url = url or get_settings().database_url
     apps = [(c, c.build(url)) for c in SUITES[suite]]
-    rates: dict[str, list[float]] = {c.name: [] for c, _ in apps}
+    runs: dict[str, list[tuple[float, float]]] = {c.name: [] for c, _ in apps}
     for _, app in apps:  # warm up: connections, compiled-statement cache
         asyncio.run(_rate(app, path, max(requests // 10, 10)))
-    for _ in range(rounds):
-        for app_case, app in apps:
-            rates[app_case.name].append(asyncio.run(_rate(app, path, requests)))
+    for round_ in range(rounds):
+        for app_case, app in apps if round_ % 2 else apps[::-1]:  # alternate, so going first favours none
+            runs[app_case.name].append(asyncio.run(_rate(app, path, requests)))
     for _, app in apps:
         app.state.engine.dispose()
-    return sorted(((c, statistics.median(rates[c.name])) for c, _ in apps), key=lambda pair: pair[1])
+    results = [
+        Result(
+            c, statistics.median(r for r, _ in runs[c.name]), statistics.median(u for _, u in runs[c.name])
+        )
+        for c, _ in apps
+    ]
+    return sorted(results, key=lambda result: result.rate)  # slowest first
+
+
+def recorder_cost(repeat: int = 200_000) -> tuple[float, float]:
+    """The evidence work alone, without the app around it: (seconds per statement, per response)."""
+    import timeit
+
+    from heroes.evidence import EvidenceMiddleware, _request_timer
+
+    class Connection:  # what the listeners touch of a SQLAlchemy Connection
+        info: dict = {}
+
+    async def app(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message) -> None:
+        pass
+
+    def respond(asgi) -> None:
+        with contextlib.suppress(StopIteration):  # the coroutine finishes in one step
+            asgi({"type": "http"}, None, send).send(None)
+
+    def statement(conn=Connection()) -> None:
+        _request_timer.before(conn, None, "SELECT 1", None, None, False)
+        _request_timer.after(conn, None, "SELECT 1", None, None, False)
+
+    def best(func) -> float:
+        return min(timeit.repeat(func, number=repeat, repeat=5)) / repeat
+
+    middleware = EvidenceMiddleware(app)
+    return best(statement), best(lambda: respond(middleware)) - best(lambda: respond(app))

@@ -147,17 +147,29 @@ def bench(
     """Run a benchmark suite on DATABASE_URL (seeded) and print requests/s, slowest first."""
     from rich.table import Table
 
-    from heroes.bench import SUITES, run_suite
+    from heroes.bench import SUITES, recorder_cost, run_suite
 
     if suite not in SUITES:
         raise typer.BadParameter(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
     path = f"/heroes/{hero_id}"
     results = run_suite(suite, path, requests, rounds)
-    fastest = results[-1][1]
+    fastest = results[-1].rate
     database = shown(get_settings().database_url)
     table = Table(title=f"GET {path}: {rounds} rounds x {requests} requests, median ({database})")
-    for column in ("case", "requests/s", "µs/request", "vs fastest"):
+    for column in ("case", "requests/s", "wall µs/request", "CPU µs/request", "vs fastest"):
         table.add_column(column, justify="left" if column == "case" else "right")
-    for case, rate in results:
-        table.add_row(case.label, f"{rate:,.0f}", f"{1e6 / rate:,.1f}", f"{rate / fastest:.1%}")
+    for r in results:
+        table.add_row(
+            r.case.label,
+            f"{r.rate:,.0f}",
+            f"{1e6 / r.rate:,.0f}",
+            f"{r.cpu * 1e6:,.0f}",
+            f"{r.rate / fastest:.1%}",
+        )
     console.print(table)
+    if suite == "evidence":
+        per_statement, per_response = recorder_cost()
+        console.print(
+            f"the recorder alone: {per_statement * 1e6:.2f} µs per statement, "
+            f"{per_response * 1e6:.2f} µs per response (listeners and middleware timed without the app)"
+        )
