@@ -11,7 +11,7 @@ from heroes.api import health, heroes, teams
 from heroes.config import Settings, get_settings
 from heroes.db import create_db_engine
 from heroes.evidence import EvidenceMiddleware
-from heroes.problems import UnhandledErrorMiddleware, install_problem_handlers
+from heroes.problems import UnhandledErrorMiddleware, install_problem_handlers, problems_as_problem_json
 
 DESCRIPTION = """
 A hands-on lab of the database pitfalls people hit with SQLModel and SQLAlchemy behind FastAPI.
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         openapi_tags=TAGS,
         lifespan=lifespan,
     )
+    app.openapi = lambda: problems_as_problem_json(FastAPI.openapi(app))  # errors documented as problem+json
     app.state.engine = engine if engine is not None else create_db_engine(settings=settings)
     app.state.settings = settings
     install_problem_handlers(app)

@@ -44,7 +44,17 @@ def _printable(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_printable)]
+class _PrintableInSchema:
+    """Show the rule in the OpenAPI schema too, as a pattern (the validator above gives the clearer message)."""
+
+    PATTERN = r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*$"
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        return {**handler(core_schema), "pattern": cls.PATTERN}
+
+
+Text = Annotated[str, AfterValidator(_printable), _PrintableInSchema]
 """A string of printable characters; pair it with Field(min_length=1, max_length=NAME_MAX)."""
 
 
@@ -85,10 +95,11 @@ class TeamPublic(TeamBase):
 
 
 class TeamUpdate(SQLModel):
-    name: Text | None = Field(default=None, min_length=1, max_length=NAME_MAX)
-    headquarters: Text | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    # a string that may be left out (default None) but never sent as null: the schema says so too
+    name: Text = Field(default=None, min_length=1, max_length=NAME_MAX)
+    headquarters: Text = Field(default=None, min_length=1, max_length=NAME_MAX)
 
-    _no_nulls = field_validator("name", "headquarters")(_not_null)
+    _no_nulls = field_validator("name", "headquarters", mode="before")(_not_null)
 
 
 # ---- Hero ---------------------------------------------------------------------------------------
@@ -122,12 +133,12 @@ class HeroPublic(HeroBase):
 
 
 class HeroUpdate(SQLModel):
-    name: Text | None = Field(default=None, min_length=1, max_length=NAME_MAX)
-    secret_name: Text | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    name: Text = Field(default=None, min_length=1, max_length=NAME_MAX)
+    secret_name: Text = Field(default=None, min_length=1, max_length=NAME_MAX)
     age: StrictInt | None = Field(default=None, ge=0, le=AGE_MAX)  # null clears the age
     team_id: StrictInt | None = Field(default=None, ge=1, le=INT32_MAX)  # null leaves the team
 
-    _no_nulls = field_validator("name", "secret_name")(_not_null)
+    _no_nulls = field_validator("name", "secret_name", mode="before")(_not_null)
 
 
 # ---- with their relations -------------------------------------------------------------------------

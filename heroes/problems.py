@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -55,6 +56,45 @@ class Problem(StarletteHTTPException):
 
 def field_error(field: str, location: str, message: str, kind: str) -> dict[str, Any]:
     return {"field": field, "location": location, "message": message, "type": kind}
+
+
+# ---- the shape, for the OpenAPI schema (/docs) ------------------------------------------------------
+
+
+class FieldError(BaseModel):
+    field: str = Field(examples=["name"])
+    location: str = Field(examples=["body"], description="body, query, path or header")
+    message: str = Field(examples=["String should have at most 100 characters"])
+    type: str = Field(examples=["string_too_long"])
+
+
+class ProblemDetails(BaseModel):
+    """An error, as RFC 9457 application/problem+json."""
+
+    type: str = "about:blank"
+    title: str = Field(examples=["Unprocessable Entity"])
+    status: int = Field(examples=[422])
+    detail: str = Field(examples=["Invalid request. name (body): String should have at most 100 characters"])
+    instance: str | None = Field(default=None, examples=["/teams"])
+    errors: list[FieldError] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: these statuses answer ProblemDetails (main.py files them as problem+json)."""
+    return {
+        status: {"model": ProblemDetails, "description": HTTPStatus(status).phrase} for status in statuses
+    }
+
+
+def problems_as_problem_json(schema: dict[str, Any]) -> dict[str, Any]:
+    """In an OpenAPI schema, move every 4xx/5xx body from application/json to application/problem+json."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    return schema
 
 
 def problem_response(

@@ -5,7 +5,7 @@ from sqlalchemy import text
 
 from heroes.db import EngineDep, pool_status
 from heroes.migrate import current_revision, head_revision
-from heroes.problems import RETRY_AFTER_SECONDS, Problem
+from heroes.problems import RETRY_AFTER_SECONDS, Problem, problem_responses
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -16,7 +16,7 @@ def read_live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get("/ready", responses=problem_responses(503))
 def read_ready(engine: EngineDep) -> dict:
     """The database answers and its schema is the one the code expects; pool statistics as JSON."""
     with engine.connect() as connection:

@@ -23,7 +23,7 @@ from heroes.models import (
     Team,
     Text,
 )
-from heroes.problems import Problem, integrity_kind
+from heroes.problems import Problem, integrity_kind, problem_responses
 
 router = APIRouter(prefix="/heroes", tags=["heroes"])
 
@@ -74,7 +74,7 @@ def team_must_still_exist(session: Session, team_id: int | None) -> Iterator[Non
         raise
 
 
-@router.post("", status_code=201, response_model=HeroPublic)
+@router.post("", status_code=201, response_model=HeroPublic, responses=problem_responses(400, 422))
 def create_hero(hero_in: HeroCreate, session: SessionDep, response: Response) -> Hero:
     """Create a hero. `secret_name` is stored and never returned; an unknown `team_id` answers 422."""
     ensure_team_exists(session, hero_in.team_id)
@@ -88,7 +88,7 @@ def create_hero(hero_in: HeroCreate, session: SessionDep, response: Response) ->
     return hero
 
 
-@router.get("", response_model=list[HeroPublic])
+@router.get("", response_model=list[HeroPublic], responses=problem_responses(422))
 def read_heroes(
     session: SessionDep,
     offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
@@ -113,7 +113,11 @@ def read_heroes(
     return list(session.exec(query.order_by(Hero.id).offset(offset).limit(limit)))
 
 
-@router.get("/{hero_id}", response_model=HeroPublicWithTeam)
+@router.get(
+    "/{hero_id}",
+    response_model=HeroPublicWithTeam,
+    responses={304: {"description": "Not Modified"}, **problem_responses(404, 422)},
+)
 def read_hero(
     hero_id: HeroId,
     session: SessionDep,
@@ -129,7 +133,7 @@ def read_hero(
     return hero
 
 
-@router.patch("/{hero_id}", response_model=HeroPublic)
+@router.patch("/{hero_id}", response_model=HeroPublic, responses=problem_responses(400, 404, 412, 422))
 def update_hero(
     hero_id: HeroId,
     hero_in: HeroUpdate,
@@ -158,7 +162,7 @@ def update_hero(
     return hero
 
 
-@router.delete("/{hero_id}", status_code=204)
+@router.delete("/{hero_id}", status_code=204, responses=problem_responses(404, 422))
 def delete_hero(hero_id: HeroId, session: SessionDep) -> Response:
     """Delete a hero."""
     session.delete(hero_or_404(session, hero_id))

@@ -9,7 +9,7 @@ from sqlmodel import func, select
 
 from heroes.db import SessionDep
 from heroes.models import INT32_MAX, Hero, Team, TeamCreate, TeamPublic, TeamPublicWithHeroes, TeamUpdate
-from heroes.problems import Problem, integrity_kind
+from heroes.problems import Problem, integrity_kind, problem_responses
 
 router = APIRouter(prefix="/teams", tags=["teams"])
 
@@ -38,7 +38,7 @@ def commit_or_conflict(session: SessionDep, name: str | None) -> None:
         raise
 
 
-@router.post("", status_code=201, response_model=TeamPublic)
+@router.post("", status_code=201, response_model=TeamPublic, responses=problem_responses(400, 409, 422))
 def create_team(team_in: TeamCreate, session: SessionDep) -> Team:
     """Create a team. A name that is already taken answers 409."""
     team = Team.model_validate(team_in)
@@ -48,7 +48,7 @@ def create_team(team_in: TeamCreate, session: SessionDep) -> Team:
     return team
 
 
-@router.get("", response_model=list[TeamPublic])
+@router.get("", response_model=list[TeamPublic], responses=problem_responses(422))
 def read_teams(
     session: SessionDep,
     offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
@@ -58,7 +58,7 @@ def read_teams(
     return list(session.exec(select(Team).order_by(Team.id).offset(offset).limit(limit)))
 
 
-@router.get("/{team_id}", response_model=TeamPublicWithHeroes)
+@router.get("/{team_id}", response_model=TeamPublicWithHeroes, responses=problem_responses(404, 422))
 def read_team(team_id: TeamId, session: SessionDep) -> Team:
     """Read a team with its heroes: two statements, however many heroes it has."""
     team = session.get(Team, team_id, options=[selectinload(Team.heroes)])  # heroes in one SELECT ... IN
@@ -67,7 +67,7 @@ def read_team(team_id: TeamId, session: SessionDep) -> Team:
     return team
 
 
-@router.patch("/{team_id}", response_model=TeamPublic)
+@router.patch("/{team_id}", response_model=TeamPublic, responses=problem_responses(400, 404, 409, 422))
 def update_team(team: ValidTeam, team_in: TeamUpdate, session: SessionDep) -> Team:
     """Change a team's name or headquarters. A name that is already taken answers 409."""
     team.sqlmodel_update(team_in.model_dump(exclude_unset=True))
@@ -77,7 +77,7 @@ def update_team(team: ValidTeam, team_in: TeamUpdate, session: SessionDep) -> Te
     return team
 
 
-@router.delete("/{team_id}", status_code=204)
+@router.delete("/{team_id}", status_code=204, responses=problem_responses(404, 409, 422))
 def delete_team(team: ValidTeam, session: SessionDep) -> Response:
     """Delete a team that has no heroes; while it has some, 409 (heroes are never orphaned)."""
     heroes = session.exec(select(func.count()).select_from(Hero).where(Hero.team_id == team.id)).one()
