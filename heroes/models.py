@@ -45,7 +45,7 @@ def _printable(value: str) -> str:
 
 
 class _PrintableInSchema:
-    """Show the rule in the OpenAPI schema too, as a pattern (the validator above gives the clearer message)."""
+    """The same rule in the OpenAPI schema, as a pattern (the validator gives the clearer message)."""
 
     PATTERN = r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*$"
 
