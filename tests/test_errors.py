@@ -2,10 +2,13 @@
 
 import logging
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from heroes.db import SessionDep
+from heroes.config import Settings
+from heroes.db import SessionDep, create_db_engine
+from heroes.main import create_app
 from heroes.problems import PROBLEM_JSON
 
 SECRET = "hunter2-b7f3c9"  # a parameter value that must never reach a client
@@ -89,3 +92,27 @@ def test_allow_names_every_method_of_the_path(client):
     assert response.status_code == 405
     assert response.headers["allow"] == "DELETE, GET, PATCH"
     assert response.json()["detail"] == "PUT is not allowed on /teams/1; it answers DELETE, GET, PATCH."
+
+
+@pytest.mark.postgres_only(reason="SQLite has no statement timeout; PostgreSQL's is set on every connection")
+def test_a_statement_over_the_timeout_answers_503(database_url):
+    settings = Settings(database_url=database_url, statement_timeout_ms=200)
+    engine = create_db_engine(settings=settings)
+    app = create_app(settings=settings, engine=engine)
+
+    @app.get("/slow")
+    def slow(session: SessionDep) -> dict:
+        session.exec(text("SELECT pg_sleep(5)"))
+        return {}
+
+    with TestClient(app) as client:
+        response = client.get("/slow")
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == PROBLEM_JSON
+        assert response.headers["retry-after"] == "2"
+        assert (
+            response.json()["detail"]
+            == "The database is unavailable or did not answer in time; try again shortly."
+        )
+        assert client.get("/heroes").status_code == 200  # the connection went back to the pool usable
+    engine.dispose()
