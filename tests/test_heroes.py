@@ -1,34 +1,16 @@
 """Heroes: create, filter and page, read with its team and an ETag, If-Match / If-None-Match, delete."""
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import Connection, Engine, delete, event, update
+from sqlalchemy import delete, update
 
 from heroes.models import Hero, Team
 
-PROBLEM_JSON = "application/problem+json"
+from support import assert_problem, once_after
+
 PREVENTERS = {"id": 1, "name": "Preventers", "headquarters": "Sharp Tower"}
 RUSTY_MAN = {"id": 2, "name": "Rusty-Man", "age": 48, "team_id": 1, "version": 1}
-
-
-def assert_problem(response, status: int, field: str | None = None, location: str | None = None) -> dict:
-    """An RFC 9457 problem with this status, naming `field` first when given; returns the body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body = response.json()
-    assert body["status"] == status
-    assert body["type"] == "about:blank"
-    assert body["title"] and body["detail"]
-    assert body["instance"] == response.request.url.path
-    if field is not None:
-        assert body["errors"][0]["field"] == field, body
-        assert set(body["errors"][0]) == {"field", "location", "message", "type"}
-    if location is not None:
-        assert body["errors"][0]["location"] == location, body
-    return body
 
 
 def hero_ids(client, **params) -> list[int]:
@@ -41,28 +23,6 @@ def all_heroes(client) -> list[dict]:
     response = client.get("/heroes", params={"limit": 100})
     assert response.status_code == 200
     return response.json()
-
-
-@contextmanager
-def once_after(engine: Engine, fragment: str, action: Callable[[Connection], None]) -> Iterator[None]:
-    """Run `action` in its own committed transaction right after the first statement containing `fragment`.
-
-    That is "another client wrote between this request's check and its write", made deterministic.
-    """
-    done = []
-
-    def after(conn, cursor, statement, parameters, context, executemany) -> None:
-        if not done and fragment in statement:
-            done.append(statement)
-            with engine.begin() as other:
-                action(other)
-
-    event.listen(engine, "after_cursor_execute", after)
-    try:
-        yield
-    finally:
-        event.remove(engine, "after_cursor_execute", after)
-    assert done, f"no statement contained {fragment!r}"
 
 
 # ---- create ---------------------------------------------------------------------------------------

@@ -1,15 +1,14 @@
 """Teams: create, list and page, read with heroes (2 statements), rename, delete; bad input, both engines."""
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import Connection, Engine, event, insert
+from sqlalchemy import insert
 
 from heroes.models import Hero
 
-PROBLEM_JSON = "application/problem+json"
+from support import PROBLEM_JSON, assert_problem, once_after
+
 SERVER_TIMING = re.compile(r'^db;dur=\d+\.\d\d;desc="(\d+) queries", app;dur=\d+\.\d\d$')
 TEAMS = [
     {"id": 1, "name": "Preventers", "headquarters": "Sharp Tower"},
@@ -20,49 +19,10 @@ TEAMS = [
 ]
 
 
-def assert_problem(response, status: int, field: str | None = None, location: str | None = None) -> dict:
-    """An RFC 9457 problem with this status, naming `field` first when given; returns the body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body = response.json()
-    assert body["status"] == status
-    assert body["type"] == "about:blank"
-    assert body["title"] and body["detail"]
-    assert body["instance"] == response.request.url.path
-    if field is not None:
-        assert body["errors"][0]["field"] == field, body
-        assert set(body["errors"][0]) == {"field", "location", "message", "type"}
-    if location is not None:
-        assert body["errors"][0]["location"] == location, body
-    return body
-
-
 def team_count(client) -> int:
     response = client.get("/teams", params={"limit": 100})
     assert response.status_code == 200
     return len(response.json())
-
-
-@contextmanager
-def once_after(engine: Engine, fragment: str, action: Callable[[Connection], None]) -> Iterator[None]:
-    """Run `action` in its own committed transaction right after the first statement containing `fragment`.
-
-    That is "another client wrote between this request's check and its write", made deterministic.
-    """
-    done = []
-
-    def after(conn, cursor, statement, parameters, context, executemany) -> None:
-        if not done and fragment in statement:
-            done.append(statement)
-            with engine.begin() as other:
-                action(other)
-
-    event.listen(engine, "after_cursor_execute", after)
-    try:
-        yield
-    finally:
-        event.remove(engine, "after_cursor_execute", after)
-    assert done, f"no statement contained {fragment!r}"
 
 
 # ---- create ---------------------------------------------------------------------------------------
