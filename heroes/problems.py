@@ -178,7 +178,9 @@ async def validation_exception_handler(request: Request, exc: RequestValidationE
 
 
 # IntegrityError classification, per engine: the constraint name our naming convention gave it
-_CONSTRAINT = re.compile(r"^(uq|fk)_(team|hero)_(?P<column>[a-z_]+?)(_team)?$")  # uq_team_name, fk_hero_team_id_team
+_CONSTRAINT = re.compile(
+    r"^(uq|fk)_(team|hero)_(?P<column>[a-z_]+?)(_team)?$"
+)  # uq_team_name, fk_hero_team_id_team
 _SQLITE_COLUMN = re.compile(r"constraint failed: (?P<table>\w+)\.(?P<column>\w+)")
 
 

@@ -28,9 +28,9 @@ from sqlalchemy.engine import make_url
 from heroes import migrate
 from heroes.config import Settings
 from heroes.db import create_db_engine
-from heroes.evidence import QueryLog, count_queries
 from heroes.main import create_app
 from heroes.seed import seed_demo
+from heroes.testing import queries  # noqa: F401  (the fixture learners reuse: heroes/testing.py)
 
 ENGINES = ("sqlite", "postgresql")
 TEMPLATE_DB = "heroes_template"
@@ -176,13 +176,6 @@ def seeded(engine: Engine) -> Engine:
     """The demo cast (5 teams, 15 heroes) in the test's database."""
     seed_demo(engine)
     return engine
-
-
-@pytest.fixture
-def queries(engine: Engine) -> Iterator[QueryLog]:
-    """Every statement the test's engine runs from here on: `assert queries.count == 2`."""
-    with count_queries(engine) as log:
-        yield log
 
 
 # ---- a live server on loopback, for real concurrent clients ---------------------------------------------
