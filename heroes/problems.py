@@ -177,10 +177,9 @@ async def validation_exception_handler(request: Request, exc: RequestValidationE
     return problem_response(request, 422, f"Invalid request. {summary}", errors=errors)
 
 
-# IntegrityError classification, per engine: the constraint name our naming convention gave it
-_CONSTRAINT = re.compile(
-    r"^(uq|fk)_(team|hero)_(?P<column>[a-z_]+?)(_team)?$"
-)  # uq_team_name, fk_hero_team_id_team
+# IntegrityError classification, per engine: the column is in the name our naming convention gave the
+# constraint (uq_team_name, fk_hero_team_id_team)
+_CONSTRAINT = re.compile(r"^(uq|fk)_(team|hero)_(?P<column>[a-z_]+?)(_team)?$")
 _SQLITE_COLUMN = re.compile(r"constraint failed: (?P<table>\w+)\.(?P<column>\w+)")
 
 
