@@ -346,6 +346,18 @@ def test_if_match_after_someone_else_updated_is_412(client, seeded):
     assert fresh.json() == {**RUSTY_MAN, "name": "Rusty", "age": 49, "version": 3}
 
 
+def test_a_hero_deleted_between_read_and_update_is_404(client, engine):
+    """Without If-Match the UPDATE has no version condition: matching no row means the hero is gone."""
+    client.post("/heroes", json={"name": "Vanishing", "secret_name": "S"})
+
+    with once_after(engine, "FROM hero", lambda other: other.execute(delete(Hero).where(Hero.id == 1))):
+        response = client.patch("/heroes/1", json={"age": 3})
+
+    body = assert_problem(response, 404)
+    assert body["detail"] == "No hero with id 1 (it was just deleted)."
+    assert client.get("/heroes").json() == []
+
+
 def test_if_match_loses_a_race_with_a_concurrent_writer(client, engine):
     """Someone writes between our read and our write: the compare-and-set UPDATE matches no row."""
     client.post("/heroes", json={"name": "Contested", "secret_name": "S", "age": 1})

@@ -153,6 +153,8 @@ def update_hero(
     with team_must_still_exist(session, changes.get("team_id")):  # the UPDATE runs now, not at commit
         if session.exec(statement, execution_options={"synchronize_session": False}).rowcount != 1:
             session.rollback()
+            if if_match is None:  # no version condition: the row itself is gone
+                raise Problem(404, f"No hero with id {hero_id} (it was just deleted).")
             raise Problem(
                 412, f"Hero {hero_id} was changed by someone else meanwhile: read it again, then retry."
             )
