@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-from sqlmodel import func, select
+from sqlmodel import Session, func, select
 
 from heroes.db import SessionDep
 from heroes.models import INT32_MAX, Hero, Team, TeamCreate, TeamPublic, TeamPublicWithHeroes, TeamUpdate
@@ -27,7 +27,7 @@ def valid_team(team_id: TeamId, session: SessionDep) -> Team:
 ValidTeam = Annotated[Team, Depends(valid_team)]
 
 
-def commit_or_conflict(session: SessionDep, name: str | None) -> None:
+def commit_or_conflict(session: Session, name: str | None) -> None:
     """Commit; a unique violation becomes 409 naming `name` (the constraint decides, not a prior SELECT)."""
     try:
         session.commit()
