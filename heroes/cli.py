@@ -65,6 +65,105 @@ def up(
     serve(host=host, port=port)
 
 
+def _ready() -> None:
+    """Migrate, and seed the demo data into an empty database: what a lesson run needs."""
+    from heroes.db import create_db_engine
+    from heroes.seed import count_rows, seed_demo
+
+    migrate.upgrade()
+    engine = create_db_engine()
+    try:
+        if not any(count_rows(engine)):
+            seed_demo(engine)
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def lessons() -> None:
+    """List the lessons: slug, title, engines, and how to run each."""
+    from rich.table import Table
+
+    from heroes.lessons import LESSONS
+
+    table = Table(title="heroes: the lessons (GET /lessons has the full text)", show_lines=True)
+    for column in ("#", "lesson", "symptom", "engines", "run it"):
+        table.add_column(column)
+    for number, lesson in enumerate(LESSONS, start=1):
+        size = f" --size {lesson.size.demo[0]}" if lesson.size and lesson.size.demo else ""
+        table.add_row(
+            str(number),
+            f"[bold]{lesson.slug}[/]\n{lesson.title}",
+            lesson.text["Symptom"],
+            ", ".join(lesson.engines),
+            f"heroes lesson {lesson.slug}{size}\nGET /lessons/{lesson.slug}/compare",
+        )
+    console.print(table)
+
+
+def _memory(size: int | None) -> str:
+    return "" if size is None else f"{size / 2**20:,.1f} MiB"
+
+
+@app.command()
+def lesson(
+    slug: Annotated[str, typer.Argument(help="The lesson, e.g. n-plus-one (`heroes lessons` lists them).")],
+    size: Annotated[
+        list[int] | None,
+        typer.Option(min=1, help="The size knob; repeat it: --size 10 --size 1000."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Run a lesson's bad and fixed variants on the same data (DATABASE_URL) and print them side by side."""
+    import asyncio
+    import json
+
+    from rich.table import Table
+
+    from heroes.lab import compare
+    from heroes.lessons import BY_SLUG
+    from heroes.main import create_app
+    from heroes.problems import Problem
+
+    found = BY_SLUG.get(slug)
+    if found is None:
+        raise typer.BadParameter(f"no lesson {slug!r}; choose from {', '.join(BY_SLUG)}")
+    _ready()
+    app = create_app()
+    try:
+        for one in size or [None]:
+            try:
+                result = asyncio.run(compare(app, found, one))
+            except Problem as problem:
+                console.print(f"[red]{problem.detail}[/]")
+                raise typer.Exit(1) from None
+            if as_json:
+                print(json.dumps(result.model_dump(), indent=2))
+                continue
+            memory = any(v.peak_memory_bytes is not None for v in result.variants)
+            scale = f", size {one:,} ({result.size_meaning})" if one else " (the demo data)"
+            table = Table(title=f"{found.title}\n{slug} on {result.engine}{scale}")
+            columns = ["variant", "outcome", "statements", "db ms", "wall ms"] + (
+                ["peak memory"] if memory else []
+            )
+            for column in columns:
+                table.add_column(column, justify="left" if column in ("variant", "outcome") else "right")
+            for v in result.variants:
+                clients = f" ×{v.clients}" if v.clients > 1 else ""
+                row = [
+                    f"{v.variant}{clients}",
+                    v.outcome,
+                    f"{v.statements:,}",
+                    f"{v.db_ms:,.1f}",
+                    f"{v.wall_ms:,.1f}",
+                ]
+                table.add_row(*row, *([_memory(v.peak_memory_bytes)] if memory else []))
+            console.print(table)
+    finally:
+        app.state.lab.close()
+        app.state.engine.dispose()
+
+
 @app.command()
 def seed(
     teams: Annotated[int, typer.Option(min=0, help="Bulk mode: this many teams ...")] = 0,

@@ -24,8 +24,17 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def create_db_engine(url: str | None = None, settings: Settings | None = None, **overrides: Any) -> Engine:
-    """An engine for `url` (default: the settings' DATABASE_URL), set up for its backend and instrumented."""
+def create_db_engine(
+    url: str | None = None,
+    settings: Settings | None = None,
+    *,
+    search_path: str | None = None,
+    **overrides: Any,
+) -> Engine:
+    """An engine for `url` (default: the settings' DATABASE_URL), set up for its backend and instrumented.
+
+    `search_path` (PostgreSQL): the schema unqualified names resolve to (the lessons' scratch schemas).
+    """
     settings = settings or get_settings()
     url = normalize_database_url(url or settings.database_url)
     pool = {
@@ -46,7 +55,8 @@ def create_db_engine(url: str | None = None, settings: Settings | None = None, *
             "connect_args": {
                 "application_name": "heroes",
                 "connect_timeout": 5,
-                "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+                "options": f"-c statement_timeout={settings.statement_timeout_ms}"
+                + (f" -c search_path={search_path}" if search_path else ""),
             },
         }
     options.update(overrides)

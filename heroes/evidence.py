@@ -33,6 +33,7 @@ class QueryLog:
     db_seconds: float = 0.0
     statements: list[str] = field(default_factory=list)
     keep_statements: bool = True
+    parent: QueryLog | None = field(default=None, repr=False, compare=False)
     _lock: Lock = field(default_factory=Lock, repr=False, compare=False)
 
     def record(self, statement: str, seconds: float) -> None:
@@ -41,6 +42,8 @@ class QueryLog:
             self.db_seconds += seconds
             if self.keep_statements:
                 self.statements.append(statement)
+        if self.parent is not None:  # a request served inside another (compare) counts there too
+            self.parent.record(statement, seconds)
 
     def server_timing(self, app_seconds: float) -> str:
         db_ms, app_ms = self.db_seconds * 1000, app_seconds * 1000
@@ -127,11 +130,24 @@ def count_queries(
 
 @contextmanager
 def request_log(*, keep_statements: bool = True) -> Iterator[QueryLog]:
-    """Record into a fresh log what the current context executes (what the middleware does per request)."""
-    log = QueryLog(keep_statements=keep_statements)
+    """Record into a fresh log what the current context executes (what the middleware does per request).
+
+    Logs nest: an enclosing log (a `compare` run that serves requests in-process) sees every statement too.
+    """
+    log = QueryLog(keep_statements=keep_statements, parent=_request_log.get())
     token = _request_log.set(log)
     try:
         yield log
+    finally:
+        _request_log.reset(token)
+
+
+@contextmanager
+def not_recorded() -> Iterator[None]:
+    """Statements run inside are nobody's evidence (a lesson building its scratch data, say)."""
+    token = _request_log.set(None)
+    try:
+        yield
     finally:
         _request_log.reset(token)
 

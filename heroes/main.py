@@ -7,10 +7,12 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from heroes import __version__
-from heroes.api import health, heroes, teams
+from heroes.api import health, heroes, lessons, teams
 from heroes.config import Settings, get_settings
 from heroes.db import create_db_engine
 from heroes.evidence import EvidenceMiddleware
+from heroes.lab import Lab, Lesson
+from heroes.lessons import LESSONS
 from heroes.problems import UnhandledErrorMiddleware, install_problem_handlers, problems_as_problem_json
 
 DESCRIPTION = """
@@ -31,7 +33,18 @@ TAGS = [
     {"name": "teams", "description": "Teams: unique names, heroes eager-loaded, no orphans on delete."},
     {"name": "heroes", "description": "Heroes: filters and paging, ETag / If-Match optimistic locking."},
     {"name": "health", "description": "Liveness, readiness and connection-pool statistics."},
+    {
+        "name": "lessons",
+        "description": "The catalogue of lessons, and `compare`: bad and fixed side by side.",
+    },
 ]
+
+
+def lesson_tag(lesson: Lesson) -> dict[str, str]:
+    """A lesson's tag in /docs carries its text."""
+    text = "\n\n".join(f"**{name}.** {paragraph}" for name, paragraph in lesson.text.items())
+    engines = ", ".join(lesson.engines)
+    return {"name": f"lesson: {lesson.slug}", "description": f"**{lesson.title}** ({engines})\n\n{text}"}
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -42,6 +55,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield  # the schema is Alembic's job (`heroes db upgrade`): nothing is created here
+        app.state.lab.close()  # the lessons' scratch databases
         if owns_engine:
             app.state.engine.dispose()
 
@@ -49,18 +63,21 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         title="heroes: database pitfalls lab",
         version=__version__,
         description=DESCRIPTION,
-        openapi_tags=TAGS,
+        openapi_tags=TAGS + [lesson_tag(lesson) for lesson in LESSONS],
         lifespan=lifespan,
     )
     app.openapi = lambda: problems_as_problem_json(FastAPI.openapi(app))  # errors documented as problem+json
     app.state.engine = engine if engine is not None else create_db_engine(settings=settings)
     app.state.settings = settings
+    app.state.lab = Lab(app.state.engine, settings)
     install_problem_handlers(app)
     app.add_middleware(UnhandledErrorMiddleware)  # added first, so it runs inside the evidence middleware
     if settings.evidence:
         app.add_middleware(EvidenceMiddleware)
-    for router in (teams.router, heroes.router, health.router):
+    for router in (teams.router, heroes.router, health.router, lessons.router):
         app.include_router(router)
+    for lesson in LESSONS:
+        app.include_router(lesson.router)
 
     @app.get("/", include_in_schema=False)
     def index() -> dict[str, str]:
@@ -70,6 +87,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             "teams": "/teams",
             "heroes": "/heroes",
             "health": "/health/ready",
+            "lessons": "/lessons",
         }
 
     return app

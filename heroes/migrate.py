@@ -26,6 +26,13 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def upgrade_connection(connection: Connection, revision: str = "head") -> None:
+    """Upgrade through a connection the caller made (a lesson's scratch schema, set by its search_path)."""
+    config = alembic_config(str(connection.engine.url))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
 def downgrade(url: str | None = None, revision: str = "-1") -> None:
     command.downgrade(alembic_config(url), revision)
 

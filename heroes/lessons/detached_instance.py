@@ -1,0 +1,20 @@
+"""PLACEHOLDER detached-instance (being written)
+
+Symptom: -
+Cause: -
+Fix: -
+"""
+
+from fastapi import APIRouter
+
+from heroes.lab import Call, LessonRoute
+
+router = APIRouter(
+    prefix="/lessons/detached-instance", tags=["lesson: detached-instance"], route_class=LessonRoute
+)
+ENGINES = ("sqlite", "postgresql")
+SIZE = None
+
+
+def calls(size: int | None) -> list[Call]:
+    return []

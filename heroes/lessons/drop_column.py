@@ -1,0 +1,18 @@
+"""PLACEHOLDER drop-column (being written)
+
+Symptom: -
+Cause: -
+Fix: -
+"""
+
+from fastapi import APIRouter
+
+from heroes.lab import Call, LessonRoute
+
+router = APIRouter(prefix="/lessons/drop-column", tags=["lesson: drop-column"], route_class=LessonRoute)
+ENGINES = ("sqlite", "postgresql")
+SIZE = None
+
+
+def calls(size: int | None) -> list[Call]:
+    return []

@@ -1,0 +1,95 @@
+"""N+1 queries: listing teams with their heroes costs one SELECT per team
+
+Symptom: GET /lessons/n-plus-one/bad returns the right JSON, but X-Query-Count grows with the data:
+1 + N statements for N teams (6 on the demo data, 1001 with ?teams=1000).
+Cause: Team.heroes is a lazy relationship. The query loads the teams only; building each team's
+response touches team.heroes, and SQLAlchemy runs one SELECT for that team's heroes, then the next.
+Fix: say in the query what the response needs. selectinload(Team.heroes) loads every team's heroes
+in one more SELECT ... WHERE team_id IN (...): 2 statements whatever N is. For the many-to-one side,
+joinedload(Hero.team) adds a JOIN: heroes with their team in 1 statement. In tests, raiseload("*")
+turns a lazy load you forgot into an error (GET /lessons/n-plus-one/guard).
+Data: the demo data by default; ?teams=N (up to 5000) builds a scratch database of N teams with 3
+heroes each (a SQLite file beside the lab's, or the PostgreSQL schema lab_n_plus_one_N), so the
+reference API's data is never touched.
+"""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import joinedload, raiseload, selectinload
+from sqlmodel import Session, select
+
+from heroes.lab import Call, Lab, LessonRoute, Size, lab_of
+from heroes.models import Hero, HeroPublicWithTeam, Team, TeamPublicWithHeroes
+from heroes.problems import problem_responses
+from heroes.seed import seed_bulk
+
+router = APIRouter(prefix="/lessons/n-plus-one", tags=["lesson: n-plus-one"], route_class=LessonRoute)
+ENGINES = ("sqlite", "postgresql")
+SIZE = Size(
+    "teams", "teams (3 heroes each) in the lesson's scratch database", maximum=5000, demo=(10, 100, 1000)
+)
+HEROES_PER_TEAM = 3
+
+
+def scratch(lab: Lab, teams: int) -> Engine:
+    """N teams of 3 heroes each, in the lesson's own database (built once, then reused)."""
+    return lab.engine(f"n_plus_one_{teams}", lambda engine: seed_bulk(engine, teams, HEROES_PER_TEAM))
+
+
+def prepare(lab: Lab, size: int | None) -> None:
+    if size:
+        scratch(lab, size)
+
+
+def lesson_session(
+    request: Request,
+    teams: Annotated[int | None, Query(ge=1, le=SIZE.maximum, description=SIZE.meaning)] = None,
+) -> Iterator[Session]:
+    """The demo data, or the scratch database with `teams` teams."""
+    engine = request.app.state.engine if teams is None else scratch(lab_of(request), teams)
+    with Session(engine) as session:
+        yield session
+
+
+LessonSession = Annotated[Session, Depends(lesson_session)]
+RESPONSES = problem_responses(422, 500)
+
+
+@router.get("/bad", response_model=list[TeamPublicWithHeroes], responses=RESPONSES)
+def bad(session: LessonSession) -> list[TeamPublicWithHeroes]:
+    """Teams, then each team's heroes loaded lazily while the response is built: 1 + N statements."""
+    teams = session.exec(select(Team).order_by(Team.id)).all()
+    return [TeamPublicWithHeroes.model_validate(team) for team in teams]  # team.heroes: one SELECT per team
+
+
+@router.get("/fixed", response_model=list[TeamPublicWithHeroes], responses=RESPONSES)
+def fixed(session: LessonSession) -> list[TeamPublicWithHeroes]:
+    """Teams and all their heroes: 2 statements, whatever the number of teams."""
+    teams = session.exec(select(Team).options(selectinload(Team.heroes)).order_by(Team.id)).all()  # 1 more
+    return [TeamPublicWithHeroes.model_validate(team) for team in teams]
+
+
+@router.get("/fixed/joinedload", response_model=list[HeroPublicWithTeam], responses=RESPONSES)
+def fixed_joinedload(session: LessonSession) -> list[HeroPublicWithTeam]:
+    """The many-to-one side: every hero with its team, in 1 statement (a LEFT OUTER JOIN)."""
+    heroes = session.exec(select(Hero).options(joinedload(Hero.team)).order_by(Hero.id)).all()  # the JOIN
+    return [HeroPublicWithTeam.model_validate(hero) for hero in heroes]
+
+
+@router.get("/guard", response_model=list[TeamPublicWithHeroes], responses=RESPONSES)
+def guard(session: LessonSession) -> list[TeamPublicWithHeroes]:
+    """The bad route's code under raiseload("*"): the first lazy load is an error, not a silent SELECT."""
+    teams = session.exec(select(Team).options(raiseload("*")).order_by(Team.id)).all()  # lazy loads raise
+    return [TeamPublicWithHeroes.model_validate(team) for team in teams]
+
+
+def calls(size: int | None) -> list[Call]:
+    params = {"teams": size} if size else {}
+    return [
+        Call("bad", "GET", "/lessons/n-plus-one/bad", params),
+        Call("fixed", "GET", "/lessons/n-plus-one/fixed", params),
+        Call("fixed/joinedload", "GET", "/lessons/n-plus-one/fixed/joinedload", params),
+    ]

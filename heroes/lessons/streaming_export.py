@@ -1,0 +1,20 @@
+"""PLACEHOLDER streaming-export (being written)
+
+Symptom: -
+Cause: -
+Fix: -
+"""
+
+from fastapi import APIRouter
+
+from heroes.lab import Call, LessonRoute
+
+router = APIRouter(
+    prefix="/lessons/streaming-export", tags=["lesson: streaming-export"], route_class=LessonRoute
+)
+ENGINES = ("sqlite", "postgresql")
+SIZE = None
+
+
+def calls(size: int | None) -> list[Call]:
+    return []

@@ -1,0 +1,20 @@
+"""PLACEHOLDER unique-violation (being written)
+
+Symptom: -
+Cause: -
+Fix: -
+"""
+
+from fastapi import APIRouter
+
+from heroes.lab import Call, LessonRoute
+
+router = APIRouter(
+    prefix="/lessons/unique-violation", tags=["lesson: unique-violation"], route_class=LessonRoute
+)
+ENGINES = ("sqlite", "postgresql")
+SIZE = None
+
+
+def calls(size: int | None) -> list[Call]:
+    return []
