@@ -24,6 +24,9 @@ console = Console()
 
 Host = Annotated[str, typer.Option(help="Address to listen on (loopback by default).")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
+Postgres = Annotated[
+    bool, typer.Option(help="PostgreSQL: DATABASE_URL if it is one, else an embedded server in .pgdata/.")
+]
 
 
 def shown(url: str) -> str:
@@ -34,6 +37,15 @@ def use_database(url: str) -> None:
     """Point this process (and uvicorn's reloader children) at `url`."""
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
+
+
+def use_postgres() -> None:
+    """DATABASE_URL if it is PostgreSQL already, else the embedded server (data in .pgdata/)."""
+    if not get_settings().database_url.startswith("postgresql"):
+        from heroes.embedded_pg import embedded_database_url
+
+        console.print("starting the embedded PostgreSQL server (data in .pgdata/) ...")
+        use_database(embedded_database_url(Path(".pgdata").resolve()))
 
 
 @app.command()
@@ -50,16 +62,11 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000, reload: bool = False) -> 
 def up(
     host: Host = "127.0.0.1",
     port: Port = 8000,
-    postgres: Annotated[
-        bool, typer.Option(help="PostgreSQL: DATABASE_URL if it is one, else an embedded server in .pgdata/.")
-    ] = False,
+    postgres: Postgres = False,
 ) -> None:
     """Everything `make run` does: migrate, seed the demo data if the database is empty, serve."""
-    if postgres and not get_settings().database_url.startswith("postgresql"):
-        from heroes.embedded_pg import embedded_database_url
-
-        console.print("starting the embedded PostgreSQL server (data in .pgdata/) ...")
-        use_database(embedded_database_url(Path(".pgdata").resolve()))
+    if postgres:
+        use_postgres()
     migrate.upgrade()
     seed()
     serve(host=host, port=port)
@@ -113,6 +120,7 @@ def lesson(
         typer.Option(min=1, help="The size knob; repeat it: --size 10 --size 1000."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    postgres: Postgres = False,
 ) -> None:
     """Run a lesson's bad and fixed variants on the same data (DATABASE_URL) and print them side by side."""
     import asyncio
@@ -128,6 +136,8 @@ def lesson(
     found = BY_SLUG.get(slug)
     if found is None:
         raise typer.BadParameter(f"no lesson {slug!r}; choose from {', '.join(BY_SLUG)}")
+    if postgres:
+        use_postgres()
     _ready()
     app = create_app()
     try:
