@@ -93,19 +93,15 @@ def lessons() -> None:
 
     from heroes.lessons import LESSONS
 
-    table = Table(title="heroes: the lessons (GET /lessons has the full text)", show_lines=True)
-    for column in ("#", "lesson", "symptom", "engines", "run it"):
-        table.add_column(column)
+    table = Table(title="heroes: the lessons (GET /lessons has the full text)")
+    table.add_column("#", justify="right")
+    table.add_column("lesson", no_wrap=True)
+    table.add_column("what goes wrong")
+    table.add_column("engines")
     for number, lesson in enumerate(LESSONS, start=1):
-        size = f" --size {lesson.size.demo[0]}" if lesson.size and lesson.size.demo else ""
-        table.add_row(
-            str(number),
-            f"[bold]{lesson.slug}[/]\n{lesson.title}",
-            lesson.text["Symptom"],
-            ", ".join(lesson.engines),
-            f"heroes lesson {lesson.slug}{size}\nGET /lessons/{lesson.slug}/compare",
-        )
+        table.add_row(str(number), lesson.slug, lesson.title, ", ".join(lesson.engines))
     console.print(table)
+    console.print("run one: heroes lesson SLUG [--size N] (or GET /lessons/SLUG/compare)")
 
 
 def _memory(size: int | None) -> str:

@@ -3,7 +3,8 @@
 A lesson module (heroes/lessons/<slug>.py) provides:
 
     its docstring   the lesson: a title line, then `Symptom:`, `Cause:`, `Fix:` (and optional
-                    sections such as `Data:`), each a paragraph
+                    sections such as `Data:`), each a paragraph; a section starts at a line that
+                    begins with one capitalised word and a colon
     router          APIRouter(prefix="/lessons/<slug>", tags=["lesson: <slug>"], route_class=LessonRoute)
                     with a `bad` and a `fixed` route (and named variants, `fixed/joinedload`)
     ENGINES         the engines it runs on, ("sqlite", "postgresql") for most
@@ -100,7 +101,7 @@ def lesson_from(module: ModuleType) -> Lesson:
     doc = (module.__doc__ or "").strip()
     title, _, body = doc.partition("\n")
     text_: dict[str, str] = {}
-    for match in re.finditer(r"^(\w[\w ]*):\s*(.*?)(?=^\w[\w ]*:|\Z)", body, re.S | re.M):
+    for match in re.finditer(r"^([A-Z][a-z]+):\s*(.*?)(?=^[A-Z][a-z]+:|\Z)", body, re.S | re.M):
         text_[match[1]] = " ".join(match[2].split())
     missing = [name for name in SECTIONS if name not in text_]
     if missing:

@@ -1,0 +1,215 @@
+"""The catalogue (GET /lessons), compare's contract, the lessons' scratch databases, `heroes lesson(s)`."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+from typer.testing import CliRunner
+
+from heroes.cli import app as cli
+from heroes.config import get_settings
+from heroes.lab import SECTIONS, _safe_message
+from heroes.lessons import LESSONS
+from heroes.main import create_app
+from heroes.seed import count_rows, seed_bulk
+
+from support import assert_problem
+
+SLUGS = [lesson.slug for lesson in LESSONS]
+CURRICULUM_ORDER = [
+    "n-plus-one",
+    "detached-instance",
+    "unique-violation",
+    "foreign-key",
+    "streaming-export",
+    "not-null-column",
+    "concurrent-index",
+    "drop-column",
+]
+
+
+def test_the_lessons_are_in_curriculum_order():
+    assert SLUGS == CURRICULUM_ORDER
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=SLUGS)
+def test_every_lesson_module_keeps_the_contract(lesson):
+    assert lesson.router.prefix == f"/lessons/{lesson.slug}"
+    assert lesson.router.tags == [f"lesson: {lesson.slug}"]
+    assert all(lesson.text[section] for section in SECTIONS)
+    assert "PLACEHOLDER" not in lesson.title
+    paths = [route.path for route in lesson.router.routes]
+    assert paths.count(f"/lessons/{lesson.slug}/bad") == 1  # exactly one bad and one fixed
+    assert paths.count(f"/lessons/{lesson.slug}/fixed") == 1
+    assert set(lesson.engines) <= {"sqlite", "postgresql"} and lesson.engines
+    calls = lesson.calls(None)
+    assert calls[0].variant == "bad" and "fixed" in [call.variant for call in calls]
+    routes = {(method, route.path) for route in lesson.router.routes for method in route.methods}
+    assert {(call.method, call.path) for call in calls} <= routes
+    lines = len(Path(lesson.module.__file__).read_text().splitlines())
+    assert 60 <= lines <= 150, f"{lesson.slug}: {lines} lines"
+
+
+def test_the_catalogue_lists_every_lesson_with_ready_commands(client):
+    response = client.get("/lessons")
+    assert response.status_code == 200
+    catalogue = response.json()
+    assert [entry["slug"] for entry in catalogue] == SLUGS
+    for entry, lesson in zip(catalogue, LESSONS, strict=True):
+        assert entry["title"] == lesson.title
+        assert (entry["symptom"], entry["cause"], entry["fix"]) == tuple(lesson.text[s] for s in SECTIONS)
+        assert entry["compare"] == f"/lessons/{lesson.slug}/compare"
+        assert entry["cli"].startswith(f"heroes lesson {lesson.slug}")
+        routes = {(r["method"], r["path"]) for r in entry["routes"]}
+        assert routes == {(m, r.path) for r in lesson.router.routes for m in r.methods}
+        for route in entry["routes"]:
+            assert route["summary"]
+            assert route["curl"].startswith("curl -i ")
+            assert f"http://testserver{route['path']}" in route["curl"]
+            assert route["httpie"].startswith("http ") and route["path"] in route["httpie"]
+            if route["method"] != "GET":
+                assert f"-X {route['method']}" in route["curl"]
+                assert f"http {route['method']} " in route["httpie"]
+
+
+def test_one_lesson_and_an_unknown_one(client):
+    entry = client.get("/lessons/n-plus-one").json()
+    assert entry == client.get("/lessons").json()[0]
+    assert entry["size"] == {
+        "param": "teams",
+        "meaning": "teams (3 heroes each) in the lesson's scratch database",
+        "maximum": 5000,
+        "demo": [10, 100, 1000],
+    }
+    assert "Data" in entry["more"]
+    body = assert_problem(client.get("/lessons/n-plus-two"), 404)
+    assert "n-plus-one" in body["detail"]  # it says what there is
+    assert_problem(client.get("/lessons/n-plus-two/compare"), 404)
+    assert_problem(client.get(f"/lessons/{'x' * 51}"), 422, field="slug", location="path")
+
+
+def test_each_lesson_has_its_tag_in_the_docs_with_its_text():
+    schema = create_app().openapi()
+    tags = {tag["name"]: tag["description"] for tag in schema["tags"]}
+    for lesson in LESSONS:
+        description = tags[f"lesson: {lesson.slug}"]
+        assert lesson.title in description and lesson.text["Symptom"] in description
+        for route in lesson.router.routes:
+            for operation in schema["paths"][route.path].values():
+                assert operation["tags"] == [f"lesson: {lesson.slug}"]
+
+
+def test_compare_refuses_a_size_the_lesson_does_not_have(client):
+    body = assert_problem(client.get("/lessons/n-plus-one/compare", params={"size": 5001}), 422, field="size")
+    assert "1 to 5000" in body["detail"]
+    assert_problem(client.get("/lessons/n-plus-one/compare", params={"size": 0}), 422, field="size")
+    sizeless = next(lesson.slug for lesson in LESSONS if lesson.size is None)
+    assert_problem(client.get(f"/lessons/{sizeless}/compare", params={"size": 10}), 422, field="size")
+
+
+def test_compare_needs_the_evidence_recorder(database_url, seeded):
+    from fastapi.testclient import TestClient
+
+    from heroes.config import Settings
+
+    app = create_app(Settings(database_url=database_url, evidence=False))
+    with TestClient(app) as client:
+        body = assert_problem(client.get("/lessons/n-plus-one/compare"), 409)
+    assert "HEROES_EVIDENCE" in body["detail"]
+
+
+# ---- scratch databases -------------------------------------------------------------------------------
+
+
+def scratch_tables(lab, name: str) -> set[str]:
+    with lab.engine(name).connect() as connection:
+        return set(inspect(connection).get_table_names())
+
+
+def test_a_scratch_database_is_migrated_filled_and_dropped(app, seeded):
+    lab = app.state.lab
+    scratch = lab.engine("test_scratch", lambda engine: seed_bulk(engine, 3, 2))
+    assert scratch is not seeded
+    assert count_rows(scratch) == (3, 6)
+    assert count_rows(seeded) == (5, 15)  # the reference data is untouched
+    assert {"team", "hero", "alembic_version"} <= scratch_tables(lab, "test_scratch")
+    assert lab.engine("test_scratch") is scratch  # cached: populated once
+    fresh = lab.engine("test_scratch", lambda engine: seed_bulk(engine, 1, 1), fresh=True)
+    assert count_rows(fresh) == (1, 1)
+    lab.close()
+    if seeded.dialect.name == "sqlite":
+        assert not Path(f"{seeded.url.database}.lab").exists()
+    else:
+        with seeded.connect() as connection:
+            schemas = connection.scalars(text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'lab_%'"))
+            assert list(schemas) == []
+
+
+def test_scratch_names_are_checked(app):
+    with pytest.raises(ValueError, match="scratch database names"):
+        app.state.lab.engine("x; DROP TABLE hero")
+
+
+def test_the_lesson_problem_never_carries_sql_parameters_or_secrets(engine):
+    statement = "INSERT INTO hero (name, secret_name) VALUES (?, ?)"
+    error = IntegrityError(statement, ("Deadpond", "Dive Wilson"), Exception("UNIQUE constraint failed: x"))
+    message = _safe_message(error)
+    assert message == "Exception: UNIQUE constraint failed: x"
+    leaky = RuntimeError("Hero(name='Deadpond', secret_name='Dive Wilson', id=1) [SQL: SELECT 1]")
+    assert _safe_message(leaky) == "Hero(name='Deadpond', secret_name=<hidden>, id=1)"
+
+
+# ---- the CLI -----------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_database(database_url: str, monkeypatch) -> Engine:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield database_url
+    get_settings.cache_clear()
+
+
+def test_heroes_lessons_lists_the_catalogue(cli_database):
+    result = runner.invoke(cli, ["lessons"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for slug in SLUGS:
+        assert slug in result.output
+
+
+def test_heroes_lesson_prints_bad_and_fixed_side_by_side(cli_database):
+    result = runner.invoke(cli, ["lesson", "n-plus-one", "--size", "10", "--size", "20"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    rows = {
+        (size, cells[0]): cells
+        for size, table in zip((10, 20), result.output.split("┏")[1:], strict=True)
+        for line in table.splitlines()
+        if (cells := [c.strip() for c in line.strip("│ ").split("│")]) and cells[0] in ("bad", "fixed")
+    }
+    assert rows[(10, "bad")][1:3] == ["200 OK", "11"]
+    assert rows[(10, "fixed")][1:3] == ["200 OK", "2"]
+    assert rows[(20, "bad")][1:3] == ["200 OK", "21"]
+    assert rows[(20, "fixed")][1:3] == ["200 OK", "2"]
+
+
+def test_heroes_lesson_json_on_the_demo_data(cli_database):
+    result = runner.invoke(cli, ["lesson", "n-plus-one", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert [(v["variant"], v["statements"]) for v in report["variants"]] == [
+        ("bad", 6),
+        ("fixed", 2),
+        ("fixed/joinedload", 1),
+    ]
+
+
+def test_heroes_lesson_refuses_an_unknown_lesson_or_size(cli_database):
+    result = runner.invoke(cli, ["lesson", "n-plus-two"])
+    assert result.exit_code == 2 and "n-plus-one" in result.output
+    result = runner.invoke(cli, ["lesson", "n-plus-one", "--size", "9999"])
+    assert result.exit_code == 1 and re.search(r"size must be 1 to 5000", result.output)
