@@ -1,18 +1,147 @@
-"""PLACEHOLDER foreign-key (being written)
+"""Foreign keys: a hero whose team does not exist
 
-Symptom: -
-Cause: -
-Fix: -
+Symptom: POST /lessons/foreign-key/bad with {"team_id": 99}, a team that does not exist. PostgreSQL
+answers 500, the raw ForeignKeyViolation. SQLite is worse. It answers 201 Created and stores the
+orphan; the header X-Orphans (1) counts the heroes PRAGMA foreign_key_check finds pointing at no team.
+From the other side, DELETE /lessons/foreign-key/bad/teams/1 makes SQLite delete the team and orphan
+its 3 heroes (X-Orphans 3), and PostgreSQL answer 500.
+Cause: SQLite enforces FOREIGN KEY clauses only on a connection that ran PRAGMA foreign_keys=ON. The
+default is off, per connection, so one plain connection writes orphans. PostgreSQL always enforces
+them, but the route neither checks the team nor catches the IntegrityError.
+Fix: turn foreign keys on for every connection (heroes/db.py does, on connect), then check the parent
+in a dependency. An unknown team_id answers 422 naming `team_id`, as POST /heroes does (a field of the
+body is wrong, the URL is not, so no 404). A team deleted between the check and the INSERT makes the
+foreign key refuse, and that is mapped to the same 422, never a 500. Deleting a team that has heroes
+has one behaviour, DELETE /teams/{id} answers 409 until they are moved or deleted (no cascade, no SET
+NULL).
+Data: the demo data (5 teams, 15 heroes) copied into the lesson's own database (a SQLite file beside the
+lab's, or the PostgreSQL schema lab_foreign_key), never the reference API's. The bad routes leave
+orphans there, so compare starts from a fresh copy, and POST /lessons/foreign-key/reset makes one.
 """
 
-from fastapi import APIRouter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http import HTTPStatus
+from typing import Annotated
 
-from heroes.lab import Call, LessonRoute
+from fastapi import APIRouter, Depends, Path, Request, Response
+from sqlalchemy import Connection, Engine, create_engine, delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from heroes.db import is_sqlite
+from heroes.evidence import instrument
+from heroes.lab import Call, Lab, LessonRoute, lab_of
+from heroes.models import INT32_MAX, Hero, HeroCreate, HeroPublic, Team
+from heroes.problems import Problem, integrity_kind, problem_responses
+from heroes.seed import seed_demo
 
 router = APIRouter(prefix="/lessons/foreign-key", tags=["lesson: foreign-key"], route_class=LessonRoute)
 ENGINES = ("sqlite", "postgresql")
 SIZE = None
+TeamId = Annotated[int, Path(ge=1, le=INT32_MAX, description="A team's id (1 to 2147483647).")]
+
+
+def scratch(lab: Lab, fresh: bool = False) -> Engine:
+    """The demo data in the lesson's own database."""
+    return lab.engine("foreign_key", seed_demo, fresh=fresh)
+
+
+def prepare(lab: Lab, size: int | None) -> None:
+    scratch(lab, fresh=True)  # the bad routes leave orphans behind: every compare starts clean
+
+
+@contextmanager
+def unenforced(request: Request) -> Iterator[Engine]:
+    """The lesson's database as a careless app opens it. PostgreSQL enforces foreign keys regardless."""
+    engine = scratch(lab_of(request))
+    plain = instrument(create_engine(engine.url)) if is_sqlite(engine) else None  # no foreign_keys=ON
+    try:
+        yield plain or engine
+    finally:
+        if plain is not None:
+            plain.dispose()  # its own engine: the app's are never touched
+
+
+def count_orphans(connection: Connection, response: Response) -> None:
+    """SQLite: X-Orphans, the heroes PRAGMA foreign_key_check finds whose team does not exist."""
+    if connection.dialect.name == "sqlite":
+        orphans = connection.exec_driver_sql("PRAGMA foreign_key_check(hero)").all()
+        response.headers["X-Orphans"] = str(len(orphans))
+
+
+def scratch_session(request: Request) -> Iterator[Session]:
+    with Session(scratch(lab_of(request))) as session:
+        yield session
+
+
+ScratchSession = Annotated[Session, Depends(scratch_session)]
+
+
+def valid_team_id(hero_in: HeroCreate, session: ScratchSession) -> HeroCreate:
+    """Dependency: the hero to create, once its team is known to exist; 422 naming team_id otherwise."""
+    if hero_in.team_id is not None and session.get(Team, hero_in.team_id) is None:  # check the parent
+        raise Problem(422, f"No team with id {hero_in.team_id}.", field="team_id")
+    return hero_in
+
+
+@router.post("/bad", status_code=201, response_model=HeroPublic, responses=problem_responses(400, 422, 500))
+def bad(hero_in: HeroCreate, request: Request, response: Response) -> Hero:
+    """Insert the hero as sent: SQLite stores an orphan, PostgreSQL's violation escapes as a 500."""
+    with unenforced(request) as engine, Session(engine) as session:
+        hero = Hero.model_validate(hero_in)
+        session.add(hero)
+        session.commit()  # no check, no except: whatever the database says (or not) goes to the client
+        session.refresh(hero)
+        count_orphans(session.connection(), response)
+        return hero
+
+
+@router.post("/fixed", status_code=201, response_model=HeroPublic, responses=problem_responses(400, 422))
+def fixed(hero_in: Annotated[HeroCreate, Depends(valid_team_id)], session: ScratchSession) -> Hero:
+    """Insert the hero once its team exists; a team deleted meanwhile answers 422 too, never a 500."""
+    hero = Hero.model_validate(hero_in)
+    session.add(hero)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        if integrity_kind(exc)[0] == "foreign_key":  # the team went between the check and the INSERT
+            raise Problem(422, f"No team with id {hero.team_id} (just deleted).", field="team_id") from None
+        raise
+    session.refresh(hero)
+    return hero
+
+
+@router.delete("/bad/teams/{team_id}", status_code=204, responses=problem_responses(422, 500))
+def bad_delete_team(team_id: TeamId, request: Request) -> Response:
+    """Delete the team as asked: SQLite orphans its heroes, PostgreSQL's violation escapes as a 500."""
+    response = Response(status_code=204)
+    with unenforced(request) as engine, engine.begin() as connection:
+        connection.execute(delete(Team).where(Team.id == team_id))  # its heroes now point at nothing
+        count_orphans(connection, response)
+    return response
+
+
+@router.post("/reset", status_code=204)
+def reset(request: Request) -> None:
+    """Start again from a fresh copy of the demo data (the bad routes leave orphans behind)."""
+    scratch(lab_of(request), fresh=True)
+
+
+def orphan_stored(status: int, body) -> str:
+    """compare's outcome line for bad: what was stored, or the error."""
+    if status == 201:
+        return f"201 Created: hero {body['id']} stored with team_id {body['team_id']}, which does not exist"
+    return f"{status} {HTTPStatus(status).phrase}: {body['detail']}"
+
+
+ORPHAN = {"name": "Orphan", "secret_name": "Nobody Knows", "age": 30, "team_id": 99}
 
 
 def calls(size: int | None) -> list[Call]:
-    return []
+    return [
+        Call("bad", "POST", "/lessons/foreign-key/bad", json=ORPHAN, summary=orphan_stored),
+        Call("fixed", "POST", "/lessons/foreign-key/fixed", json=ORPHAN),
+        Call("bad/delete-team", "DELETE", "/lessons/foreign-key/bad/teams/1"),
+    ]
