@@ -50,6 +50,17 @@ def test_bad_grows_with_the_teams_fixed_does_not(client, seeded, teams):
     assert {len(team["heroes"]) for team in fixed.json()} == {HEROES_PER_TEAM}
 
 
+def test_selectinload_sends_the_ids_500_to_an_in_list(client, seeded):
+    """Not 2 whatever N: 1 + ceil(N / 500). At 501 teams the heroes come in two IN lists."""
+    with count_queries(Engine) as everything:
+        client.get(f"{LESSON}/fixed", params={"teams": 501})  # builds the scratch data
+    with count_queries(Engine) as everything:
+        fixed = client.get(f"{LESSON}/fixed", params={"teams": 501})
+    assert statements(fixed) == everything.count == 3
+    assert all("FROM hero" in statement for statement in everything.statements[1:])  # two IN lists
+    assert len(fixed.json()) == 501
+
+
 @pytest.mark.parametrize("teams", [None, 10])
 def test_joinedload_reads_heroes_with_their_team_in_one_statement(client, seeded, teams):
     response = client.get(f"{LESSON}/fixed/joinedload", params={"teams": teams} if teams else {})
