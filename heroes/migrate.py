@@ -1,9 +1,11 @@
 """Alembic from Python: the CLI, the health check and the tests migrate through these."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from alembic import command
+from alembic import command, op
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
@@ -37,6 +39,13 @@ def downgrade(url: str | None = None, revision: str = "-1") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def downgrade_connection(connection: Connection, revision: str = "-1") -> None:
+    """Downgrade through a connection the caller made (a lesson's scratch schema, set by its search_path)."""
+    config = alembic_config(str(connection.engine.url))
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
 @lru_cache
 def head_revision() -> str | None:
     """The revision the code expects (a single head: the test suite checks there is only one)."""
@@ -48,3 +57,20 @@ def current_revision(connection: Connection) -> str | None:
     if not inspect(connection).has_table("alembic_version"):
         return None
     return connection.scalar(text("SELECT version_num FROM alembic_version"))
+
+
+@contextmanager
+def outside_transaction() -> Iterator[None]:
+    """In a revision: run the block outside the migration's transaction, each statement committed alone.
+
+    Alembic's autocommit_block (it commits the work so far, then switches the connection to autocommit):
+    what CREATE INDEX CONCURRENTLY needs, and what lets a backfill commit batch by batch. When the caller
+    handed in a connection inside its own transaction, that transaction is the caller's to commit: the
+    block runs in it (PostgreSQL then refuses CONCURRENTLY with its own clear error).
+    """
+    context = op.get_context()
+    if getattr(context, "_in_external_transaction", False):
+        yield
+        return
+    with context.autocommit_block():
+        yield

@@ -14,10 +14,11 @@ rejects NUL bytes and integers beyond 2**31-1 with errors that would otherwise b
 """
 
 import unicodedata
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, StrictInt, field_validator
-from sqlalchemy import CheckConstraint, UniqueConstraint
+from sqlalchemy import CheckConstraint, DateTime, UniqueConstraint, text
 from sqlmodel import Field, Relationship, SQLModel
 
 # Explicit constraint names: migrations can name what they alter, errors can say which field.
@@ -120,6 +121,13 @@ class Hero(HeroBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     secret_name: str = Field(max_length=NAME_MAX)  # private: never in a response model
     version: int = Field(default=1, ge=1)  # optimistic locking: sent as the ETag, checked by If-Match
+    created_at: datetime | None = Field(  # server-managed (migrations 0003-0006): never sent, never returned
+        default=None,
+        sa_type=DateTime(timezone=True),
+        sa_column_kwargs={"server_default": text("CURRENT_TIMESTAMP")},
+        nullable=False,
+        index=True,
+    )
     team: Team | None = Relationship(back_populates="heroes")
 
 

@@ -2,6 +2,10 @@
 
 SQLite cannot ALTER most things in place, so every revision runs in batch mode there
 (Alembic copies the table, changes the copy, and swaps it in).
+
+Each revision runs in its own transaction (as Alembic advises once a revision has an autocommit
+block: 0004's batched backfill, 0006's CREATE INDEX CONCURRENTLY): an upgrade that fails stops at
+the last revision that succeeded, and the locks a step takes end with that step.
 """
 
 import logging
@@ -36,6 +40,7 @@ def configure(connection: Connection | None = None, **kwargs) -> None:
         render_as_batch=sqlite,
         compare_type=True,
         compare_server_default=True,
+        transaction_per_migration=True,
         **kwargs,
     )
 

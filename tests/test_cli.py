@@ -9,9 +9,10 @@ from typer.testing import CliRunner
 
 from heroes.cli import app
 from heroes.config import get_settings
-from heroes.migrate import ROOT
+from heroes.migrate import ROOT, head_revision
 
 runner = CliRunner()
+HEAD = head_revision()
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def rows(url: str, sql: str) -> list[tuple]:
 def test_db_upgrade_then_current(cli_database):
     assert "database: (none)" in heroes("db", "current")
     assert "database at head" in heroes("db", "upgrade")
-    assert "database: 0001   code expects: 0001" in heroes("db", "current")
+    assert f"database: {HEAD}   code expects: {HEAD}" in heroes("db", "current")
 
 
 def test_seed_writes_the_demo_cast_once(cli_database):

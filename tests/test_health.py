@@ -9,7 +9,10 @@ from sqlalchemy.engine import make_url
 from heroes.config import Settings
 from heroes.db import create_db_engine
 from heroes.main import create_app
+from heroes.migrate import head_revision
 from heroes.problems import PROBLEM_JSON
+
+HEAD = head_revision()  # test_migrations checks there is one head
 
 
 def assert_unavailable(response, detail_part: str) -> None:
@@ -35,7 +38,7 @@ def test_ready_reports_backend_revision_and_pool(client, engine_name):
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ok"
-    assert body["database"] == {"backend": engine_name, "revision": "0001"}
+    assert body["database"] == {"backend": engine_name, "revision": HEAD}
     pool = body["pool"]
     assert pool["class"] == "QueuePool"
     assert pool["size"] == 5
@@ -51,7 +54,7 @@ def test_ready_on_a_database_at_base_names_the_fix(empty_database_url):
         with TestClient(create_app(settings=settings, engine=engine)) as client:
             response = client.get("/health/ready")
             assert_unavailable(response, "run `heroes db upgrade`")
-            assert "expects 0001" in response.json()["detail"]
+            assert f"expects {HEAD}" in response.json()["detail"]
             # a data route on the same database says the same, not a 500
             assert_unavailable(client.get("/teams"), "`heroes db upgrade`")
     finally:

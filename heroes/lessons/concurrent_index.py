@@ -1,20 +1,143 @@
-"""PLACEHOLDER concurrent-index (being written)
+"""CREATE INDEX blocks every write to the table; CREATE INDEX CONCURRENTLY does not
 
-Symptom: -
-Cause: -
-Fix: -
+Symptom: POST /lessons/concurrent-index/bad builds ix_hero_created_at with a plain CREATE INDEX
+while a batch job's write transaction is open on hero. The migration waits for that transaction,
+and a writer that comes next (an INSERT, as POST /heroes runs) waits behind the migration: blocked
+for as long as the job and then the build take. The report says writer_blocked and lock_wait_ms.
+Cause: CREATE INDEX takes a SHARE lock on the table, which conflicts with the ROW EXCLUSIVE lock
+of every INSERT, UPDATE and DELETE, and holds it until its transaction ends. PostgreSQL queues lock
+requests in order: while the migration waits for its lock, everyone who asks after it waits too.
+Fix: CREATE INDEX CONCURRENTLY (revision 0006): a lock that lets writes through, two scans of the
+table instead of one, and it must run outside a transaction block (op.get_context().autocommit_block).
+It still waits for the open transactions before it finishes, but nobody waits for it. POST
+/lessons/concurrent-index/fixed runs 0006 in the same situation: the writer is not blocked. On
+SQLite the same revision builds a plain index: one writer at a time there anyway.
+Commands: heroes db upgrade 0006 and heroes db downgrade 0005 run it on your database; alembic
+upgrade 0005:0006 --sql prints COMMIT, then CREATE INDEX CONCURRENTLY, then BEGIN.
+Data: the PostgreSQL schema lab_concurrent_index_bad or _fixed, migrated to 0005, with ?heroes=N
+heroes (1000 unless said), rebuilt on every request. The batch job's transaction stays open 200 ms
+after the writer has tried.
 """
 
-from fastapi import APIRouter
+from collections.abc import Callable
+from time import perf_counter, sleep
 
-from heroes.lab import Call, LessonRoute
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import Connection, Engine, text
+
+from heroes import migrate
+from heroes.evidence import not_recorded
+from heroes.lab import Call, LessonRoute, require_postgresql
+from heroes.lessons._migration import (
+    DEFAULT_HEROES,
+    SCRATCH_SIZE,
+    Heroes,
+    MigrationReport,
+    Run,
+    in_background,
+    message,
+    scratch,
+    summary,
+    until,
+)
+from heroes.problems import problem_responses
 
 router = APIRouter(
-    prefix="/lessons/concurrent-index", tags=["lesson: concurrent-index"], route_class=LessonRoute
+    prefix="/lessons/concurrent-index",
+    tags=["lesson: concurrent-index"],
+    route_class=LessonRoute,
+    dependencies=[Depends(require_postgresql("concurrent-index"))],
 )
-ENGINES = ("sqlite", "postgresql")
-SIZE = None
+ENGINES = ("postgresql",)
+SIZE = SCRATCH_SIZE
+HOLD = 0.2  # seconds the batch job keeps its transaction open once the writer has tried
+INSERT = text("INSERT INTO hero (name, secret_name, version) VALUES (:name, 'x', 1)")
+RESPONSES = problem_responses(409, 422)
+
+
+class IndexReport(MigrationReport):
+    writer_blocked: bool  # the writer's INSERT was seen waiting for a lock
+    lock_wait_ms: float  # how long the writer's INSERT took
+
+
+def waits_for_a_lock(engine: Engine, connection: Connection) -> bool:
+    pid = connection.connection.driver_connection.info.backend_pid
+    with not_recorded(), engine.connect().execution_options(isolation_level="AUTOCOMMIT") as observer:
+        query = "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"
+        return bool(observer.scalar(text(query), {"pid": pid}))
+
+
+def race(run: Run, build: Callable[[Connection], None], action: str) -> tuple[bool, float]:
+    """A batch job's write transaction is open; the migration starts; a writer inserts; the job commits."""
+    engine, errors, took = run.engine, [], {}
+    with engine.connect() as job, engine.connect() as migration, engine.connect() as writer:
+
+        def insert() -> None:
+            started = perf_counter()
+            writer.execute(INSERT, {"name": "Writer"})
+            writer.commit()
+            took["ms"] = round((perf_counter() - started) * 1000, 2)
+
+        def writer_waits() -> bool:
+            until(lambda: not inserting.is_alive() or waits_for_a_lock(engine, writer))
+            return inserting.is_alive() and waits_for_a_lock(engine, writer)
+
+        def commit(_) -> str:
+            job.commit()
+            inserting.join(30), building.join(30)
+            return "; ".join(message(e) for e in errors) or f"the writer's INSERT took {took['ms']} ms"
+
+        job.execute(INSERT, {"name": "Batch Hero"})  # a write transaction in flight, not committed yet
+        building = in_background(lambda: build(migration), errors)
+        waiting = until(lambda: waits_for_a_lock(engine, migration))  # for the batch job's transaction
+        run.step(action, lambda _: "waiting for a lock" if waiting else "not waiting")
+        inserting = in_background(insert, errors)
+        blocked = writer_waits()
+        run.step("a writer inserts a hero, as POST /heroes does", lambda _: "blocked" if blocked else "done")
+        sleep(HOLD)
+        run.step(f"the batch job commits {HOLD * 1000:.0f} ms later; the index is built", commit)
+    return blocked, took.get("ms", -1.0)
+
+
+def plain(connection: Connection) -> None:
+    with connection.begin():
+        op = Operations(MigrationContext.configure(connection))
+        op.create_index("ix_hero_created_at", "hero", ["created_at"])  # SHARE lock: no write until commit
+
+
+def concurrently(connection: Connection) -> None:
+    migrate.upgrade_connection(connection, "0006")  # CREATE INDEX CONCURRENTLY, outside a transaction
+
+
+@router.post("/bad", response_model=IndexReport, responses=RESPONSES)
+def bad(request: Request, heroes: Heroes = DEFAULT_HEROES) -> IndexReport:
+    """A plain CREATE INDEX while a write transaction is open: the next writer waits behind it."""
+    with scratch(request, "concurrent_index_bad", "0005", heroes) as run:
+        blocked, ms = race(run, plain, "CREATE INDEX ix_hero_created_at, in a transaction")
+        return IndexReport(**run.report(), writer_blocked=blocked, lock_wait_ms=ms)
+
+
+@router.post("/fixed", response_model=IndexReport, responses=RESPONSES)
+def fixed(request: Request, heroes: Heroes = DEFAULT_HEROES) -> IndexReport:
+    """Revision 0006, CREATE INDEX CONCURRENTLY, in the same situation: the writer goes through."""
+    with scratch(request, "concurrent_index_fixed", "0005", heroes) as run:
+        blocked, ms = race(run, concurrently, "0006: CREATE INDEX CONCURRENTLY ix_hero_created_at")
+        return IndexReport(**run.report(), writer_blocked=blocked, lock_wait_ms=ms)
+
+
+def index_summary(status: int, body) -> str:
+    line = summary(status, body)
+    if status == 200:
+        state = "blocked" if body["writer_blocked"] else "not blocked"
+        line += f"; writer {state}, its INSERT took {body['lock_wait_ms']:.0f} ms"
+    return line
 
 
 def calls(size: int | None) -> list[Call]:
-    return []
+    params = {"heroes": size} if size else {}
+    return [
+        Call("bad", "POST", "/lessons/concurrent-index/bad", params, summary=index_summary),
+        Call("fixed", "POST", "/lessons/concurrent-index/fixed", params, summary=index_summary),
+    ]

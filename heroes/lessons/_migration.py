@@ -1,0 +1,150 @@
+"""What the migration lessons share: a scratch database at a given revision with heroes in it, the
+steps a route runs on it (each timed, its statements counted, its failure kept), and the report."""
+
+import contextvars
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from time import monotonic, perf_counter, sleep
+from typing import Annotated, Any
+
+from fastapi import Query, Request
+from pydantic import BaseModel
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from heroes import migrate
+from heroes.db import is_sqlite
+from heroes.evidence import count_queries
+from heroes.lab import Size, _safe_message, lab_of
+from heroes.seed import seed_bulk
+
+SCRATCH_SIZE = Size("heroes", "heroes in the lesson's scratch database", maximum=100_000, demo=(1000, 10_000))
+DEFAULT_HEROES = 1000
+Heroes = Annotated[int, Query(ge=1, le=SCRATCH_SIZE.maximum, description=SCRATCH_SIZE.meaning)]
+_one_at_a_time = threading.Lock()  # a request rebuilds its scratch database: no two may share one
+
+
+class Step(BaseModel):
+    action: str  # what ran: a revision, a statement, the application's code
+    outcome: str  # "ok: ..." or "failed: <the driver's message>"
+    statements: int
+    ms: float
+
+
+class MigrationReport(BaseModel):
+    engine: str
+    revision_from: str
+    revision_to: str  # where the scratch database is when the route is done
+    steps: list[Step]
+    rows_before: int  # heroes
+    rows_after: int
+    error: str | None  # the first step that failed, in the database's own words
+
+
+def message(exc: BaseException) -> str:
+    """The driver's message, without the SQL, its parameters, or PostgreSQL's DETAIL (row values)."""
+    return re.split(r" (?:DETAIL|LINE \d+):", _safe_message(exc))[0]
+
+
+def in_background(work: Callable[[], None], errors: list[BaseException]) -> threading.Thread:
+    """`work` in a thread that counts in this request's evidence; what it raises lands in `errors`."""
+
+    def guarded() -> None:
+        try:
+            work()
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(guarded,), daemon=True)
+    thread.start()
+    return thread
+
+
+def until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Poll `condition` every 10 ms for up to `seconds`: an observed state, not a timing guess."""
+    deadline = monotonic() + seconds
+    while not condition():
+        if monotonic() > deadline:
+            return False
+        sleep(0.01)
+    return True
+
+
+class Run:
+    """Steps on one scratch database, recorded as the report shows them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.steps: list[Step] = []
+        self.error: str | None = None
+        self.revision_from = self.revision()
+        self.rows_before = self.scalar("SELECT count(*) FROM hero")
+
+    def scalar(self, sql: str) -> Any:
+        with self.engine.connect() as connection:
+            return connection.scalar(text(sql))
+
+    def revision(self) -> str:
+        with self.engine.connect() as connection:
+            return migrate.current_revision(connection) or "base"
+
+    def step(self, action: str, work: Callable[[Engine], str]) -> bool:
+        """Run `work` (it returns the outcome line); a database error becomes the outcome, not a 500."""
+        started = perf_counter()
+        with count_queries(self.engine, keep_statements=False) as queries:
+            try:
+                outcome, ok = f"ok: {work(self.engine)}", True
+            except (SQLAlchemyError, RuntimeError) as exc:
+                outcome, ok = f"failed: {message(exc)}", False
+                self.error = self.error or message(exc)
+        ms = round((perf_counter() - started) * 1000, 2)
+        self.steps.append(Step(action=action, outcome=outcome, statements=queries.count, ms=ms))
+        return ok
+
+    def migrate(self, target: str, action: str, outcome: Callable[[], str], down: bool = False) -> bool:
+        """`alembic upgrade target` (or downgrade) through a connection; then `outcome` describes it."""
+
+        def work(engine: Engine) -> str:
+            with engine.connect() as connection:
+                (migrate.downgrade_connection if down else migrate.upgrade_connection)(connection, target)
+                connection.commit()
+            return outcome()
+
+        return self.step(action, work)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "engine": "sqlite" if is_sqlite(self.engine) else "postgresql",
+            "revision_from": self.revision_from,
+            "revision_to": self.revision(),
+            "steps": self.steps,
+            "rows_before": self.rows_before,
+            "rows_after": self.scalar("SELECT count(*) FROM hero"),
+            "error": self.error,
+        }
+
+
+@contextmanager
+def scratch(
+    request: Request, name: str, at: str, heroes: int, then: Callable[[Connection], Any] = lambda c: None
+) -> Iterator[Run]:
+    """A fresh scratch database `name` migrated to `at`, with `heroes` heroes (one team), `then` run on it."""
+
+    def populate(engine: Engine) -> None:
+        seed_bulk(engine, 1, heroes)  # raw INSERT/COPY: works at any revision, whatever the model says
+        with engine.begin() as connection:
+            then(connection)
+
+    with _one_at_a_time:
+        yield Run(lab_of(request).engine(name, populate, fresh=True, revision=at))
+
+
+def summary(status: int, body: Any) -> str:
+    """compare's outcome line: what the run ended with, rows before and after."""
+    if status != 200 or not isinstance(body, dict):
+        detail = body.get("detail") if isinstance(body, dict) else None
+        return f"{status}: {detail}"
+    head = f"failed: {body['error']}" if body["error"] else f"ok: {len(body['steps'])} steps"
+    return f"{head}; heroes {body['rows_before']} -> {body['rows_after']}; at {body['revision_to']}"

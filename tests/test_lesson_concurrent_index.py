@@ -1,0 +1,72 @@
+"""concurrent-index: while a write transaction is open, a plain CREATE INDEX makes the next writer wait
+behind it; revision 0006 (CREATE INDEX CONCURRENTLY) does not. Blocked or not is observed in
+pg_stat_activity (the writer waiting on a lock), not guessed from a timing."""
+
+import pytest
+from sqlalchemy import text
+
+from heroes.lessons.concurrent_index import HOLD
+
+LESSON = "/lessons/concurrent-index"
+INDEX = "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_hero_created_at'::regclass"
+
+
+def report(response) -> dict:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def scratch_rows(app, name: str, sql: str) -> list[tuple]:
+    with app.state.lab.engine(name).connect() as connection:  # cached: the route's own scratch schema
+        return [tuple(row) for row in connection.execute(text(sql))]
+
+
+@pytest.mark.postgres_only(reason="SQLite has no concurrent index build: one writer at a time")
+def test_a_plain_create_index_blocks_the_next_writer(client, app):
+    body = report(client.post(f"{LESSON}/bad", params={"heroes": 1000}))
+    assert body["writer_blocked"] is True
+    assert body["lock_wait_ms"] >= HOLD * 1000  # it could not finish before the batch job committed
+    assert [step["outcome"] for step in body["steps"][:2]] == ["ok: waiting for a lock", "ok: blocked"]
+    assert body["error"] is None
+    assert (body["rows_before"], body["rows_after"]) == (1000, 1002)  # the job's hero and the writer's
+    assert scratch_rows(app, "concurrent_index_bad", INDEX) == [(True,)]  # built, in the end
+
+
+@pytest.mark.postgres_only(reason="SQLite has no concurrent index build: one writer at a time")
+def test_revision_0006_builds_concurrently_and_the_writer_goes_through(client, app):
+    body = report(client.post(f"{LESSON}/fixed", params={"heroes": 1000}))
+    assert body["writer_blocked"] is False
+    assert body["lock_wait_ms"] < HOLD * 1000  # done while the batch job still held its transaction
+    assert [step["outcome"] for step in body["steps"][:2]] == ["ok: waiting for a lock", "ok: done"]
+    assert body["error"] is None
+    assert (body["revision_from"], body["revision_to"]) == ("0005", "0006")
+    assert (body["rows_before"], body["rows_after"]) == (1000, 1002)
+    assert scratch_rows(app, "concurrent_index_fixed", INDEX) == [(True,)]  # valid, not left INVALID
+
+
+@pytest.mark.postgres_only(reason="the lesson runs on PostgreSQL")
+def test_compare_reports_blocked_and_not_blocked(client):
+    response = client.get(f"{LESSON}/compare", params={"size": 1000})
+    assert response.status_code == 200, response.text
+    bad, fixed = response.json()["variants"]
+    assert bad["outcome"].startswith("ok: 3 steps; heroes 1000 -> 1002; at 0005; writer blocked, its INSERT")
+    assert fixed["outcome"].startswith("ok: 3 steps; heroes 1000 -> 1002; at 0006; writer not blocked, its")
+
+
+@pytest.mark.sqlite_only(reason="the problem a SQLite lab answers")
+def test_on_sqlite_the_routes_say_how_to_start_postgresql(client):
+    for variant in ("bad", "fixed"):
+        response = client.post(f"{LESSON}/{variant}")
+        assert response.status_code == 409
+        body = response.json()
+        assert body["type"] == LESSON
+        assert "make run-postgres" in body["detail"]
+    compare = client.get(f"{LESSON}/compare")
+    assert compare.status_code == 409 and "make run-postgres" in compare.json()["detail"]
+
+
+def test_the_lesson_says_what_to_run(client):
+    entry = client.get(LESSON).json()
+    assert entry["engines"] == ["postgresql"]
+    assert "heroes db upgrade 0006" in entry["more"]["Commands"]
+    assert "alembic upgrade 0005:0006 --sql" in entry["more"]["Commands"]
