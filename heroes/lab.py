@@ -437,14 +437,15 @@ async def compare(app, lesson: Lesson, size: int | None = None) -> Comparison:
 
 def examples(lesson: Lesson, base_url: str) -> Iterator[tuple[APIRoute, str, str, str]]:
     """(route, curl, HTTPie) for every route of the lesson, with the body `compare` sends as the example."""
-    bodies = {(c.method, c.path): c for c in lesson.calls(None)}
+    calls = lesson.calls(None)
     base = base_url.rstrip("/")
     host = re.sub(r"^https?://(127\.0\.0\.1|localhost)", "", base)  # HTTPie: `:8000` means localhost
     for route in lesson.router.routes:
         for method in sorted(route.methods):
-            call = bodies.get((method, route.path))
-            curl = f"curl -i {'' if method == 'GET' else f'-X {method} '}{base}{route.path}"
-            httpie = f"http {'' if method == 'GET' else f'{method} '}{host}{route.path}"
+            call = next((c for c in calls if c.method == method and route.path_regex.match(c.path)), None)
+            path = call.path if call is not None else route.path  # `/bad/teams/1`, not `{team_id}`
+            curl = f"curl -i {'' if method == 'GET' else f'-X {method} '}{base}{path}"
+            httpie = f"http {'' if method == 'GET' else f'{method} '}{host}{path}"
             if call is not None and call.json is not None:
                 curl += f" -H 'Content-Type: application/json' -d '{json.dumps(call.json)}'"
                 httpie += "".join(

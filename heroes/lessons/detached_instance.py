@@ -49,8 +49,8 @@ SIZE = None
 
 HeroId = Annotated[int, Query(ge=1, le=INT32_MAX, description="A hero's id (1 to 2147483647).")]
 NewName = Annotated[Text, Body(embed=True, min_length=1, max_length=NAME_MAX, description="The new name.")]
-FAILS = problem_responses(404, 422, 500)  # a 500 is the bad routes' documented symptom
-RESPONSES = problem_responses(404, 422)
+FAILS = problem_responses(400, 404, 422, 500)  # a 500 is the bad routes' documented symptom
+RESPONSES = problem_responses(400, 404, 422)  # 400: a PATCH body that is not JSON
 
 
 def scratch(lab: Lab) -> Engine:

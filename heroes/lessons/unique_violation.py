@@ -55,7 +55,7 @@ def lesson_session(request: Request) -> Iterator[Session]:
 LessonSession = Annotated[Session, Depends(lesson_session)]
 
 
-@router.post("/bad", status_code=201, response_model=TeamPublic, responses=problem_responses(422, 500))
+@router.post("/bad", status_code=201, response_model=TeamPublic, responses=problem_responses(400, 422, 500))
 def bad(team_in: TeamCreate, session: LessonSession) -> Team:
     """Insert and commit: a name that is taken escapes as an IntegrityError, a 500."""
     team = Team.model_validate(team_in)
@@ -69,7 +69,7 @@ def bad(team_in: TeamCreate, session: LessonSession) -> Team:
     "/bad/check-then-insert",
     status_code=201,
     response_model=TeamPublic,
-    responses=problem_responses(409, 422, 500),
+    responses=problem_responses(400, 409, 422, 500),
 )
 def bad_check_then_insert(team_in: TeamCreate, session: LessonSession) -> Team:
     """SELECT the name, INSERT if free: right for one client, a race for several (losers get 500)."""
@@ -82,7 +82,7 @@ def bad_check_then_insert(team_in: TeamCreate, session: LessonSession) -> Team:
     return team
 
 
-@router.post("/fixed", status_code=201, response_model=TeamPublic, responses=problem_responses(409, 422))
+@router.post("/fixed", status_code=201, response_model=TeamPublic, responses=problem_responses(400, 409, 422))
 def fixed(team_in: TeamCreate, session: LessonSession) -> Team:
     """Insert and let the unique constraint decide: 201, or 409 naming `name`; never a 500."""
     team = Team.model_validate(team_in)
