@@ -1,4 +1,4 @@
-"""Heroes: create, filter and page, read with its team and an ETag, update with If-Match, delete."""
+"""Heroes: create, filter and page, export, read with its team and an ETag, update with If-Match, delete."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlmodel import Session, func, select
 
-from heroes.db import SessionDep
+from heroes import export
+from heroes.db import EngineDep, SessionDep
 from heroes.models import (
     AGE_MAX,
     INT32_MAX,
@@ -111,6 +112,15 @@ def read_heroes(
     if team_id is not None:
         query = query.where(Hero.team_id == team_id)
     return list(session.exec(query.order_by(Hero.id).offset(offset).limit(limit)))
+
+
+@router.get("/export", response_class=Response, responses={**export.RESPONSES, **problem_responses(422)})
+def export_heroes(
+    engine: EngineDep,
+    format: export.FormatQuery = "ndjson",
+) -> Response:
+    """Every hero, streamed as NDJSON or CSV (a header row), by id; `secret_name` is never exported."""
+    return export.export_response(export.stream_export(engine, format), format)
 
 
 @router.get(

@@ -1,20 +1,144 @@
-"""PLACEHOLDER streaming-export (being written)
+"""Streaming export: every hero as NDJSON or CSV, without holding the table in memory
 
-Symptom: -
-Cause: -
-Fix: -
+Symptom: GET /lessons/streaming-export/bad?rows=100000 answers the right bytes, but its memory grows
+with the table (compare's peak memory: about ten times more for ten times the rows) and nothing is
+sent until the whole document is built. /bad/offset streams, but its database time grows with the
+square of the table: 1 + N/1000 + 1 statements, page k walking past k x 1000 rows again.
+Cause: .all() turns every row into an ORM object held by the session (secret_name and all), then the
+handler builds one document from them. OFFSET is not a position: each page re-reads all it skips.
+Fix: stream, from a generator that opens its own session. It runs after the handler has returned, so
+it must not borrow the request's (a yield dependency with Depends(scope="function") is closed by
+then), and it must be closed when a client hangs up (Starlette leaves the abandoned iterator, and its
+pooled connection, to the garbage collector; heroes.export closes it). It reads the public columns
+through a server-side cursor (execution_options(yield_per=2000): stream_results, a named cursor on
+PostgreSQL) and yields each batch as NDJSON or CSV lines: peak memory stays flat whatever N is
+(/fixed, and the reference API's GET /heroes/export). Fastest: the database writes the lines and
+Python passes the bytes on: PostgreSQL COPY (SELECT ...) TO STDOUT, as CSV or one row_to_json per
+row for NDJSON; SQLite json_object on the driver's own cursor (/fixed/copy). COPY is one statement,
+so statement_timeout bounds the whole download; a cursor's FETCHes each get their own.
+Evidence: X-Query-Count leaves with the first byte, so a streamed route counts only the statements
+before it (0 for /fixed, 1 for /bad); compare also counts the generator's (1 for /fixed: its FETCHes
+are neither statements nor in db ms, while COPY's db ms is its whole stream). Peak memory is
+tracemalloc's: Python allocations only, not libpq's or SQLite's buffers;
+heroes.bench.run_export_bench also measures resident memory, one process per run.
+Data: the demo data by default; ?rows=N (up to 1,000,000) builds a scratch database of N heroes (a
+SQLite file beside the lab's, or the PostgreSQL schema lab_export_N). /bad/offset refuses a table of
+more than 100,000 heroes (422): at a million rows its pages would skip 500 million rows.
 """
 
-from fastapi import APIRouter
+from collections.abc import Iterator
+from itertools import count
+from typing import Annotated
 
-from heroes.lab import Call, LessonRoute
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
 
-router = APIRouter(
-    prefix="/lessons/streaming-export", tags=["lesson: streaming-export"], route_class=LessonRoute
-)
+from heroes import export
+from heroes.export import Format, export_response
+from heroes.lab import Call, Lab, LessonRoute, Size, lab_of
+from heroes.models import Hero
+from heroes.problems import Problem, problem_responses
+from heroes.seed import seed_bulk
+
+PREFIX = "/lessons/streaming-export"
+router = APIRouter(prefix=PREFIX, tags=["lesson: streaming-export"], route_class=LessonRoute)
 ENGINES = ("sqlite", "postgresql")
-SIZE = None
+SIZE = Size("rows", "heroes in the lesson's scratch database", maximum=1_000_000, demo=(10_000, 100_000))
+HEROES_PER_TEAM = 100
+PAGE = 1_000
+OFFSET_MAX = 100_000
+
+
+def seed_rows(engine: Engine, rows: int) -> None:
+    """Exactly `rows` heroes: teams of 100, and one smaller team for the rest."""
+    if rows // HEROES_PER_TEAM:
+        seed_bulk(engine, rows // HEROES_PER_TEAM, HEROES_PER_TEAM)
+    if rows % HEROES_PER_TEAM:
+        seed_bulk(engine, 1, rows % HEROES_PER_TEAM)
+
+
+def scratch(lab: Lab, rows: int) -> Engine:
+    return lab.engine(f"export_{rows}", lambda engine: seed_rows(engine, rows))
+
+
+def prepare(lab: Lab, size: int | None) -> None:
+    if size:
+        scratch(lab, size)
+
+
+def lesson_engine(
+    request: Request,
+    rows: Annotated[int | None, Query(ge=1, le=SIZE.maximum, description=SIZE.meaning)] = None,
+) -> Engine:
+    """The demo data, or the scratch database of `rows` heroes."""
+    return request.app.state.engine if rows is None else scratch(lab_of(request), rows)
+
+
+def lesson_session(engine: Annotated[Engine, Depends(lesson_engine)]) -> Iterator[Session]:
+    with Session(engine) as session:
+        yield session
+
+
+LessonEngine = Annotated[Engine, Depends(lesson_engine)]
+LessonSession = Annotated[Session, Depends(lesson_session)]
+ROUTE = {"response_class": Response, "responses": {**export.RESPONSES, **problem_responses(422, 500)}}
+
+
+@router.get("/bad", **ROUTE)
+def bad(session: LessonSession, format: export.FormatQuery = "ndjson") -> Response:
+    """Every hero loaded at once, then the whole document built in memory: memory grows with the table."""
+    heroes = session.exec(select(Hero).order_by(Hero.id)).all()  # every row, as ORM objects, all at once
+    rows = [tuple(getattr(hero, column) for column in export.COLUMNS) for hero in heroes]
+    body = export.header(format) + export.encode(rows, format)  # the whole document before its first byte
+    return export_response(body, format)
+
+
+def offset_pages(engine: Engine, format: Format) -> Iterator[bytes]:
+    if format == "csv":
+        yield export.header(format)
+    with Session(engine) as session:
+        for offset in count(0, PAGE):
+            page = export.PUBLIC_ROWS.offset(offset).limit(PAGE)  # the database walks past `offset` rows
+            rows = session.exec(page).all()
+            yield export.encode(rows, format)
+            if len(rows) < PAGE:
+                return
+
+
+@router.get("/bad/offset", **ROUTE)
+def bad_offset(engine: LessonEngine, format: export.FormatQuery = "ndjson") -> Response:
+    """Streamed in OFFSET pages of 1000: flat memory, but time grows with the square of the table."""
+    with Session(engine) as session:
+        heroes = session.scalar(select(func.count()).select_from(Hero))
+    if heroes > OFFSET_MAX:
+        raise Problem(
+            422,
+            f"/bad/offset refuses tables of more than {OFFSET_MAX:,} heroes (this one has {heroes:,}): "
+            f"its pages would skip {heroes * heroes // PAGE // 2:,} rows. Try /fixed.",
+            field="rows",
+            location="query",
+        )
+    return export_response(offset_pages(engine, format), format)
+
+
+@router.get("/fixed", **ROUTE)
+def fixed(engine: LessonEngine, format: export.FormatQuery = "ndjson") -> Response:
+    """Streamed through a server-side cursor by a generator that owns its session: memory stays flat."""
+    chunks = export.stream_export(engine, format)  # the generator opens its own session, yields by batch
+    return export_response(chunks, format)
+
+
+@router.get("/fixed/copy", **ROUTE)
+def fixed_copy(engine: LessonEngine, format: export.FormatQuery = "ndjson") -> Response:
+    """The database writes the lines: PostgreSQL COPY ... TO STDOUT passed through; SQLite's json_object."""
+    chunks = export.copy_export(engine, format)  # COPY's bytes from the server, straight through
+    return export_response(chunks, format)
 
 
 def calls(size: int | None) -> list[Call]:
-    return []
+    params = {"rows": size} if size else {}
+    variants = ["bad", "bad/offset", "fixed", "fixed/copy"]
+    if size and size > OFFSET_MAX:
+        variants.remove("bad/offset")  # it would refuse (422)
+    return [Call(variant, "GET", f"{PREFIX}/{variant}", params, memory=True) for variant in variants]
