@@ -242,18 +242,63 @@ def db_current() -> None:
     console.print(f"database: {current or '(none)'}   code expects: {migrate.head_revision()}")
 
 
+def bench_export(sizes: list[int], format: str) -> None:
+    from rich.table import Table
+
+    from heroes.bench import run_export_bench
+
+    for size in sizes:
+        results = run_export_bench(get_settings().database_url, size, format)
+        table = Table(title=f"export {size:,} heroes as {format} on {results[0].engine}, slowest first")
+        for column in ("case", "rows/s", "seconds", "peak RSS growth", "tracemalloc peak"):
+            left = column == "case"
+            table.add_column(column, justify="left" if left else "right", no_wrap=left)
+        for r in results:
+            if r.refused:
+                table.add_row(r.case, r.refused, "", "", "")
+                continue
+            rate = f"{r.rows_per_second:,.0f}" if r.rows_per_second else ""
+            seconds = f"{r.seconds:.3f}" if r.seconds is not None else ""
+            table.add_row(r.case, rate, seconds, _memory(r.rss_growth_bytes), _memory(r.traced_peak_bytes))
+        console.print(table)
+    for r in results:
+        console.print(f"  {r.label}")
+    console.print(
+        "peak RSS growth: the resident high-water mark during the run minus resident memory before "
+        "(C buffers included); tracemalloc peak: Python allocations only. One process per case."
+    )
+
+
 @app.command()
 def bench(
-    suite: Annotated[str, typer.Argument(help="Which benchmark: evidence.")] = "evidence",
-    requests: Annotated[int, typer.Option(min=10, help="Requests per round.")] = 2000,
-    rounds: Annotated[int, typer.Option(min=1, help="Rounds (the median is reported).")] = 5,
-    hero_id: Annotated[int, typer.Option(help="The hero to read.")] = 1,
+    suite: Annotated[str, typer.Argument(help="Which benchmark: evidence or export.")] = "evidence",
+    requests: Annotated[int, typer.Option(min=10, help="evidence: requests per round.")] = 2000,
+    rounds: Annotated[int, typer.Option(min=1, help="evidence: rounds (the median is reported).")] = 5,
+    hero_id: Annotated[int, typer.Option(help="evidence: the hero to read.")] = 1,
+    rows: Annotated[
+        list[int] | None, typer.Option(min=1, max=1_000_000, help="export: heroes to export; repeat it.")
+    ] = None,
+    format: Annotated[str, typer.Option(help="export: ndjson or csv.")] = "ndjson",
+    postgres: Postgres = False,
 ) -> None:
-    """Run a benchmark suite on DATABASE_URL (seeded) and print requests/s, slowest first."""
+    """Run a benchmark suite on DATABASE_URL and print it, slowest first.
+
+    evidence: requests/s of GET /heroes/{id} with the evidence headers on and off (a seeded database).
+    export: rows/s and peak memory of every way to export heroes, beside the raw driver's read
+    (the lesson's scratch database of --rows heroes; your data is not touched).
+    """
     from rich.table import Table
 
     from heroes.bench import SUITES, recorder_cost, run_suite
 
+    if postgres:
+        use_postgres()
+    if suite == "export":
+        if format not in ("ndjson", "csv"):
+            raise typer.BadParameter(f"format must be ndjson or csv, not {format!r}")
+        _ready()
+        bench_export(rows or [10_000, 100_000, 1_000_000], format)
+        return
     if suite not in SUITES:
         raise typer.BadParameter(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
     path = f"/heroes/{hero_id}"

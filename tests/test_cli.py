@@ -91,3 +91,13 @@ def test_python_dash_m_heroes_help():
     assert "Usage: heroes" in result.stdout
     for command in ("serve", "up", "seed", "db"):
         assert command in result.stdout
+
+
+def test_bench_export_runs_every_case_beside_the_raw_driver(cli_database):
+    """Each case exports a scratch table of 50 heroes in its own process; your data is untouched."""
+    heroes("db", "upgrade")
+    output = heroes("bench", "export", "--rows", "50")
+    assert "export 50 heroes as ndjson" in output
+    for case in ("bad", "bad_offset", "fixed", "fixed_copy", "raw_driver"):
+        assert f"│ {case} " in output
+    assert rows(cli_database, "SELECT count(*) FROM hero") == [(15,)]  # the demo cast, seeded if empty
