@@ -164,3 +164,24 @@ def test_errors_about_a_hero_with_a_secret_never_mention_it(client, seeded, hero
     assert [response.status_code for response in responses] == [409, 404, 405, 409]
     for response in responses:
         assert_no_secret(response)
+
+
+def test_no_lesson_route_export_or_compare_returns_it(client, seeded, hero_id):
+    """Every request compare makes, for every lesson (at its smallest demo size too), and both exports."""
+    from heroes.lessons import LESSONS
+    from heroes.seed import DEMO_HEROES
+
+    secrets = [SECRET] + [secret for _, secret, _, _ in DEMO_HEROES] + ["Secret 0000"]  # seed_bulk's
+    responses = [client.get("/heroes/export"), client.get("/heroes/export", params={"format": "csv"})]
+    assert SECRET not in responses[0].text and "Cloaked" in responses[0].text
+    for lesson in LESSONS:
+        sizes = [None] + ([min(lesson.size.demo)] if lesson.size and lesson.size.demo else [])
+        for size in sizes:
+            for call in lesson.calls(size):
+                responses.append(client.request(call.method, call.path, params=call.params, json=call.json))
+            compare = client.get(f"/lessons/{lesson.slug}/compare", params={"size": size} if size else {})
+            assert compare.status_code in (200, 409), compare.text  # 409: a PostgreSQL lesson on SQLite
+            responses.append(compare)
+    assert len(responses) > 40
+    for response in responses:
+        assert_no_secret(response, *secrets)
