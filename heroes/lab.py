@@ -102,8 +102,7 @@ def lesson_from(module: ModuleType) -> Lesson:
     title, _, body = doc.partition("\n")
     text_: dict[str, str] = {}
     for match in re.finditer(r"^([A-Z][a-z]+):\s*(.*?)(?=^[A-Z][a-z]+:|\Z)", body, re.S | re.M):
-        paragraph = " ".join(match[2].split())
-        text_[match[1]] = paragraph[:1].upper() + paragraph[1:]
+        text_[match[1]] = " ".join(match[2].split())
     missing = [name for name in SECTIONS if name not in text_]
     if missing:
         raise ValueError(f"{module.__name__}: the docstring has no {', '.join(missing)} section")

@@ -1,9 +1,9 @@
-"""Helpers the test modules share: the problem+json assertion, and a deterministic race."""
+"""Helpers the test modules share: the problem+json assertion, deterministic races, reading rows back."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, pool, text
 
 from heroes.problems import PROBLEM_JSON
 
@@ -45,3 +45,47 @@ def once_after(engine: Engine, fragment: str, action: Callable[[Connection], Non
     finally:
         event.remove(engine, "after_cursor_execute", after)
     assert done, f"no statement contained {fragment!r}"
+
+
+@contextmanager
+def once_before(engine: Engine, fragment: str, action: Callable[[Connection], None]) -> Iterator[None]:
+    """support.once_after's twin: `action` commits right *before* the first statement containing `fragment`.
+
+    The fixed route runs no SELECT before its INSERT, so "another client wrote first" goes here.
+    """
+    done = []
+
+    def before(conn, cursor, statement, parameters, context, executemany) -> None:
+        if not done and fragment in statement:
+            done.append(statement)
+            with engine.begin() as other:
+                action(other)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    assert done, f"no statement contained {fragment!r}"
+
+
+def rows(url: str, sql: str) -> list[tuple]:
+    """Every row `sql` returns from the database at `url`, through a connection of its own."""
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def scratch_rows(app, name: str, sql: str) -> list[tuple]:
+    """Every row `sql` returns from a lesson's scratch database (the one its route built, cached)."""
+    with app.state.lab.engine(name).connect() as connection:
+        return [tuple(row) for row in connection.execute(text(sql))]
+
+
+def report(response) -> dict:
+    """A migration lesson's 200 report."""
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -4,12 +4,13 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import create_engine, pool, text
 from typer.testing import CliRunner
 
 from heroes.cli import app
 from heroes.config import get_settings
 from heroes.migrate import ROOT, head_revision
+
+from support import rows
 
 runner = CliRunner()
 HEAD = head_revision()
@@ -28,15 +29,6 @@ def heroes(*args: str) -> str:
     result = runner.invoke(app, list(args))
     assert result.exit_code == 0, result.output
     return result.output
-
-
-def rows(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url, poolclass=pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 def test_db_upgrade_then_current(cli_database):

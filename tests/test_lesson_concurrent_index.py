@@ -3,22 +3,13 @@ behind it; revision 0006 (CREATE INDEX CONCURRENTLY) does not. Blocked or not is
 pg_stat_activity (the writer waiting on a lock), not guessed from a timing."""
 
 import pytest
-from sqlalchemy import text
 
 from heroes.lessons.concurrent_index import HOLD
 
+from support import report, scratch_rows
+
 LESSON = "/lessons/concurrent-index"
 INDEX = "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_hero_created_at'::regclass"
-
-
-def report(response) -> dict:
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def scratch_rows(app, name: str, sql: str) -> list[tuple]:
-    with app.state.lab.engine(name).connect() as connection:  # cached: the route's own scratch schema
-        return [tuple(row) for row in connection.execute(text(sql))]
 
 
 @pytest.mark.postgres_only(reason="SQLite has no concurrent index build: one writer at a time")

@@ -1,11 +1,11 @@
 """drop-column: dropping hero.nickname (0007) breaks the release that still maps it, and no downgrade
 brings a nickname back; after the deprecation cycle the new release reads and writes through the drop."""
 
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from heroes.seed import _hero_rows
 
-from support import assert_problem
+from support import assert_problem, report, scratch_rows
 
 LESSON = "/lessons/drop-column"
 BROKEN = {
@@ -13,16 +13,6 @@ BROKEN = {
     "postgresql": "UndefinedColumn: column hero.nickname does not exist",
 }
 KEPT = "SELECT name, secret_name, age, team_id, version FROM hero ORDER BY id"
-
-
-def report(response) -> dict:
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def scratch_rows(app, name: str, sql: str) -> list[tuple]:
-    with app.state.lab.engine(name).connect() as connection:  # cached: the route's own scratch database
-        return [tuple(row) for row in connection.execute(text(sql))]
 
 
 def test_bad_breaks_the_running_release_and_the_downgrade_brings_back_no_nickname(client, app, engine_name):

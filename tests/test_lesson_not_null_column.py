@@ -2,13 +2,13 @@
 nothing; expand, backfill in batches, contract (0003-0005) succeeds and keeps every hero."""
 
 import pytest
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, inspect
 
 from heroes.evidence import count_queries
 from heroes.lessons.not_null_column import one_revision
 from heroes.seed import _hero_rows
 
-from support import assert_problem
+from support import assert_problem, report, scratch_rows
 
 LESSON = "/lessons/not-null-column"
 FAILURE = {
@@ -16,16 +16,6 @@ FAILURE = {
     "postgresql": 'NotNullViolation: column "created_at" of relation "hero" contains null values',
 }
 KEPT = "SELECT name, secret_name, age, team_id, version FROM hero ORDER BY id"
-
-
-def report(response) -> dict:
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def scratch_rows(app, name: str, sql: str) -> list[tuple]:
-    with app.state.lab.engine(name).connect() as connection:  # cached: the route's own scratch database
-        return [tuple(row) for row in connection.execute(text(sql))]
 
 
 def hero_columns(app, name: str) -> dict[str, dict]:

@@ -2,13 +2,11 @@
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import httpx2
 import pytest
-from sqlalchemy import Connection, Engine, event, insert
+from sqlalchemy import Engine, event, insert
 from sqlmodel import Session, select
 
 from heroes.lessons.unique_violation import scratch
@@ -16,7 +14,7 @@ from heroes.models import Team
 from heroes.problems import PROBLEM_JSON
 from heroes.seed import count_rows
 
-from support import assert_problem, once_after
+from support import assert_problem, once_after, once_before
 
 URL = "/lessons/unique-violation"
 TEAMS = [
@@ -63,28 +61,6 @@ def scratch_names(app, name: str) -> list[str]:
 def assert_reference_untouched(client, engine: Engine) -> None:
     assert client.get("/teams", params={"limit": 100}).json() == TEAMS
     assert count_rows(engine) == (5, 15)
-
-
-@contextmanager
-def once_before(engine: Engine, fragment: str, action: Callable[[Connection], None]) -> Iterator[None]:
-    """support.once_after's twin: `action` commits right *before* the first statement containing `fragment`.
-
-    The fixed route runs no SELECT before its INSERT, so "another client wrote first" goes here.
-    """
-    done = []
-
-    def before(conn, cursor, statement, parameters, context, executemany) -> None:
-        if not done and fragment in statement:
-            done.append(statement)
-            with engine.begin() as other:
-                action(other)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-    assert done, f"no statement contained {fragment!r}"
 
 
 def race(base_url: str, path: str, body: dict, clients: int = CLIENTS) -> list[httpx2.Response]:

@@ -21,6 +21,8 @@ from heroes.evidence import count_queries
 from heroes.main import create_app
 from heroes.seed import count_rows, seed_bulk, seed_demo
 
+from support import rows
+
 TABLES = {"team", "hero"}
 REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
 HEAD = REVISIONS[-1]
@@ -52,15 +54,6 @@ def revision_of(url: str) -> str | None:
     try:
         with engine.connect() as connection:
             return migrate.current_revision(connection)
-    finally:
-        engine.dispose()
-
-
-def rows(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url, poolclass=pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(sql))]
     finally:
         engine.dispose()
 
