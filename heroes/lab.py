@@ -115,7 +115,7 @@ def lesson_type(slug: str) -> str:
     return f"/lessons/{slug}"
 
 
-def _safe_message(exc: BaseException) -> str:
+def safe_message(exc: BaseException) -> str:
     """What an exception says, without the SQL or the parameters SQLAlchemy appends (secrets, maybe)."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
         message = f"{type(exc.orig).__name__}: {exc.orig}"
@@ -156,7 +156,7 @@ class LessonRoute(APIRoute):
                 return problem_response(
                     request,
                     500,
-                    _safe_message(exc),
+                    safe_message(exc),
                     type=lesson_type(slug),
                     title=f"{type(exc).__name__}: the pitfall this lesson shows",
                     extra={"exception": type(exc).__name__},

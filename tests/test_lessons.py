@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from heroes.cli import app as cli
 from heroes.config import get_settings
-from heroes.lab import SECTIONS, _safe_message
+from heroes.lab import SECTIONS, safe_message
 from heroes.lessons import LESSONS
 from heroes.main import create_app
 from heroes.seed import count_rows, seed_bulk
@@ -157,10 +157,10 @@ def test_scratch_names_are_checked(app):
 def test_the_lesson_problem_never_carries_sql_parameters_or_secrets(engine):
     statement = "INSERT INTO hero (name, secret_name) VALUES (?, ?)"
     error = IntegrityError(statement, ("Deadpond", "Dive Wilson"), Exception("UNIQUE constraint failed: x"))
-    message = _safe_message(error)
+    message = safe_message(error)
     assert message == "Exception: UNIQUE constraint failed: x"
     leaky = RuntimeError("Hero(name='Deadpond', secret_name='Dive Wilson', id=1) [SQL: SELECT 1]")
-    assert _safe_message(leaky) == "Hero(name='Deadpond', secret_name=<hidden>, id=1)"
+    assert safe_message(leaky) == "Hero(name='Deadpond', secret_name=<hidden>, id=1)"
 
 
 # ---- the CLI -----------------------------------------------------------------------------------------

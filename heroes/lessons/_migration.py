@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from heroes import migrate
 from heroes.db import is_sqlite
 from heroes.evidence import count_queries
-from heroes.lab import Size, _safe_message, lab_of
+from heroes.lab import Size, lab_of, safe_message
 from heroes.seed import seed_bulk
 
 SCRATCH_SIZE = Size("heroes", "heroes in the lesson's scratch database", maximum=100_000, demo=(1000, 10_000))
@@ -45,7 +45,7 @@ class MigrationReport(BaseModel):
 
 def message(exc: BaseException) -> str:
     """The driver's message, without the SQL, its parameters, or PostgreSQL's DETAIL (row values)."""
-    return re.split(r" (?:DETAIL|LINE \d+):", _safe_message(exc))[0]
+    return re.split(r" (?:DETAIL|LINE \d+):", safe_message(exc))[0]
 
 
 def in_background(work: Callable[[], None], errors: list[BaseException]) -> threading.Thread:
