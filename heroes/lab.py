@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 import shutil
 import tempfile
 import threading
@@ -447,9 +448,8 @@ def examples(lesson: Lesson, base_url: str) -> Iterator[tuple[APIRoute, str, str
             curl = f"curl -i {'' if method == 'GET' else f'-X {method} '}{base}{path}"
             httpie = f"http {'' if method == 'GET' else f'{method} '}{host}{path}"
             if call is not None and call.json is not None:
-                curl += f" -H 'Content-Type: application/json' -d '{json.dumps(call.json)}'"
-                httpie += "".join(
-                    f" {key}={value}" if isinstance(value, str) else f" {key}:={json.dumps(value)}"
-                    for key, value in call.json.items()
-                )
+                curl += f" -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(call.json))}"
+                for key, value in call.json.items():  # key=value is a JSON string, key:=value raw JSON
+                    item = f"{key}={value}" if isinstance(value, str) else f"{key}:={json.dumps(value)}"
+                    httpie += f" {shlex.quote(item)}"
             yield route, method, curl, httpie

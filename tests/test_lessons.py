@@ -214,3 +214,21 @@ def test_heroes_lesson_refuses_an_unknown_lesson_or_size(cli_database):
     assert result.exit_code == 2 and "n-plus-one" in result.output
     result = runner.invoke(cli, ["lesson", "n-plus-one", "--size", "9999"])
     assert result.exit_code == 1 and re.search(r"size must be 1 to 5000", result.output)
+
+
+def test_the_ready_commands_survive_the_shell(client):
+    """Pasted into a shell, each command sends compare's body: quotes and spaces included."""
+    import shlex
+
+    for entry, lesson in zip(client.get("/lessons").json(), LESSONS, strict=True):
+        bodies = {(call.method, call.path): call.json for call in lesson.calls(None)}
+        for route in entry["routes"]:
+            curl, httpie = shlex.split(route["curl"]), shlex.split(route["httpie"])
+            path = curl[-1] if "-d" not in curl else curl[curl.index("-H") - 1]
+            body = bodies.get((route["method"], path.removeprefix("http://testserver")))
+            if body is None:
+                assert "-d" not in curl and httpie[-1].endswith(path.removeprefix("http://testserver"))
+                continue
+            assert json.loads(curl[curl.index("-d") + 1]) == body
+            items = dict(item.split("=", 1) for item in httpie[3 if route["method"] != "GET" else 2 :])
+            assert {k.rstrip(":"): json.loads(v) if k.endswith(":") else v for k, v in items.items()} == body
