@@ -15,8 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
-from heroes.config import Settings, get_settings, normalize_database_url
-from heroes.evidence import instrument
+from heroes.config import Settings, get_settings
+from heroes.evidence import echo_statements, instrument
 
 
 def is_sqlite(engine_or_url: Engine | str) -> bool:
@@ -36,7 +36,7 @@ def create_db_engine(
     `search_path` (PostgreSQL): the schema unqualified names resolve to (the lessons' scratch schemas).
     """
     settings = settings or get_settings()
-    url = normalize_database_url(url or settings.database_url)
+    url = url or settings.database_url  # Settings normalised DATABASE_URL; other URLs come from engines
     pool = {
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
@@ -60,9 +60,11 @@ def create_db_engine(
             },
         }
     options.update(overrides)
-    engine = create_engine(url, echo=settings.echo_sql, **options)
+    engine = create_engine(url, **options)  # never echo=True: SQLAlchemy's echo logs the parameters too
     if is_sqlite(url):
         event.listen(engine, "connect", _sqlite_on_connect)
+    if settings.echo_sql:
+        echo_statements(engine)
     return instrument(engine) if settings.evidence else engine
 
 

@@ -12,6 +12,9 @@ Two recorders share one `QueryLog`:
 
 from __future__ import annotations
 
+import logging
+import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,15 +27,41 @@ from sqlalchemy.engine import Engine
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+SHAPES_MAX = 40  # distinct statement shapes a log keeps; the rest are counted as "other"
+_PLACEHOLDER = re.compile(r"%\(\w+\)s|%s|\$\d+|(?<![:\w]):\w+|\?")
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
+def sql_shape(statement: str) -> str:
+    """A statement as text only, its shape: one line, every placeholder a `?`, long lists folded.
+
+    `WHERE ? = hero.team_id` is the same shape for every team, as debug toolbars group "similar" queries.
+    Parameters are never part of a statement's text. The private column is named `<private>` (nothing
+    the lab shows says its name), and in a statement that touches it, every literal is hidden too.
+    """
+    shape = _PLACEHOLDER.sub("?", " ".join(statement.split()))
+    shape = re.sub(r"\?(?:, \?){9,}", lambda m: f"?, ... ({m[0].count('?')} values)", shape)
+    shape = re.sub(r"(\((?:\?, )*\?\))(?:, \1){2,}", lambda m: f"{m[1]}, ... ({m[0].count('(')} rows)", shape)
+    if "secret_name" in shape:
+        shape = _LITERAL.sub("'…'", shape).replace("secret_name", "<private>")
+    return shape
+
 
 @dataclass
 class QueryLog:
-    """The statements seen, how many, and the seconds the database spent on them."""
+    """The statements seen, how many, and the seconds the database spent on them.
+
+    `statements` keeps each statement (count_queries, for tests); `shapes` keeps each distinct shape with
+    its count, at most SHAPES_MAX of them (compare: a million-row run stays small).
+    """
 
     count: int = 0
     db_seconds: float = 0.0
     statements: list[str] = field(default_factory=list)
     keep_statements: bool = True
+    shapes: dict[str, int] | None = None  # {} to keep them
+    other_statements: int = 0  # statements beyond SHAPES_MAX distinct shapes
+    label: str | None = None  # the request it belongs to: "GET /teams/1"
     parent: QueryLog | None = field(default=None, repr=False, compare=False)
     _lock: Lock = field(default_factory=Lock, repr=False, compare=False)
 
@@ -42,8 +71,19 @@ class QueryLog:
             self.db_seconds += seconds
             if self.keep_statements:
                 self.statements.append(statement)
+            if self.shapes is not None:
+                shape = sql_shape(statement)
+                if shape in self.shapes or len(self.shapes) < SHAPES_MAX:
+                    self.shapes[shape] = self.shapes.get(shape, 0) + 1
+                else:
+                    self.other_statements += 1
         if self.parent is not None:  # a request served inside another (compare) counts there too
             self.parent.record(statement, seconds)
+
+    def grouped(self) -> list[tuple[str, int]]:
+        """(shape, count), most frequent first, then in the order first seen."""
+        shapes = list((self.shapes or {}).items())
+        return sorted(shapes, key=lambda item: -item[1])
 
     def server_timing(self, app_seconds: float) -> str:
         db_ms, app_ms = self.db_seconds * 1000, app_seconds * 1000
@@ -97,6 +137,35 @@ def _record_in_request(statement: str, seconds: float) -> None:
         log.record(statement, seconds)
 
 
+sql_logger = logging.getLogger("heroes.sql")
+
+
+def _echo(conn, cursor, statement, parameters, context, executemany) -> None:
+    """HEROES_ECHO_SQL: each statement once, as text (never its parameters), with the request that ran it."""
+    label = next((log.label for log in _logs() if log.label), "outside a request")
+    sql_logger.info("%s | %s", label, " ".join(statement.split()))
+
+
+def _logs() -> Iterator[QueryLog]:
+    log = _request_log.get()
+    while log is not None:
+        yield log
+        log = log.parent
+
+
+def echo_statements(engine: Engine) -> Engine:
+    """Log every statement `engine` runs, labelled with its request, to stderr (idempotent)."""
+    if not sql_logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("SQL %(message)s"))
+        sql_logger.addHandler(handler)
+        sql_logger.setLevel(logging.INFO)
+        sql_logger.propagate = False
+    if not event.contains(engine, "before_cursor_execute", _echo):
+        event.listen(engine, "before_cursor_execute", _echo)
+    return engine
+
+
 _request_timer = _Timer(_record_in_request)
 
 
@@ -129,12 +198,19 @@ def count_queries(
 
 
 @contextmanager
-def request_log(*, keep_statements: bool = True) -> Iterator[QueryLog]:
+def request_log(
+    *, keep_statements: bool = True, keep_shapes: bool = False, label: str | None = None
+) -> Iterator[QueryLog]:
     """Record into a fresh log what the current context executes (what the middleware does per request).
 
     Logs nest: an enclosing log (a `compare` run that serves requests in-process) sees every statement too.
     """
-    log = QueryLog(keep_statements=keep_statements, parent=_request_log.get())
+    log = QueryLog(
+        keep_statements=keep_statements,
+        shapes={} if keep_shapes else None,
+        label=label,
+        parent=_request_log.get(),
+    )
     token = _request_log.set(log)
     try:
         yield log
@@ -167,7 +243,8 @@ class EvidenceMiddleware:
             await self.app(scope, receive, send)
             return
         started = perf_counter()
-        with request_log(keep_statements=False) as log:
+        label = f"{scope.get('method', '')} {scope.get('path', '')}"
+        with request_log(keep_statements=False, label=label) as log:
 
             async def send_with_evidence(message: Message) -> None:
                 if message["type"] == "http.response.start":

@@ -12,6 +12,7 @@ from heroes.config import Settings, get_settings
 from heroes.db import create_db_engine
 from heroes.evidence import EvidenceMiddleware
 from heroes.lab import Lab, Lesson
+from heroes.lab.catalogue import document_examples
 from heroes.lessons import LESSONS
 from heroes.problems import UnhandledErrorMiddleware, install_problem_handlers, problems_as_problem_json
 
@@ -44,7 +45,7 @@ def lesson_tag(lesson: Lesson) -> dict[str, str]:
     """A lesson's tag in /docs carries its text."""
     text = "\n\n".join(f"**{name}.** {paragraph}" for name, paragraph in lesson.text.items())
     engines = ", ".join(lesson.engines)
-    return {"name": f"lesson: {lesson.slug}", "description": f"**{lesson.title}** ({engines})\n\n{text}"}
+    return {"name": lesson.tag, "description": f"**{lesson.title}** ({engines})\n\n{text}"}
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -66,7 +67,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         openapi_tags=TAGS + [lesson_tag(lesson) for lesson in LESSONS],
         lifespan=lifespan,
     )
-    app.openapi = lambda: problems_as_problem_json(FastAPI.openapi(app))  # errors documented as problem+json
+    app.openapi = lambda: document_examples(  # errors documented as problem+json; lesson examples
+        problems_as_problem_json(FastAPI.openapi(app)), LESSONS
+    )
     app.state.engine = engine if engine is not None else create_db_engine(settings=settings)
     app.state.settings = settings
     app.state.lab = Lab(app.state.engine, settings)
@@ -77,7 +80,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for router in (teams.router, heroes.router, health.router, lessons.router):
         app.include_router(router)
     for lesson in LESSONS:
-        app.include_router(lesson.router)
+        app.include_router(lesson.router())
 
     @app.get("/", include_in_schema=False)
     def index() -> dict[str, str]:

@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
-from heroes.config import get_settings, normalize_database_url
+from heroes.config import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = ROOT / "alembic.ini"
@@ -20,7 +20,7 @@ def alembic_config(url: str | None = None) -> Config:
     """Alembic's Config for `url` (default: DATABASE_URL); migrations/env.py reads it from here."""
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.attributes["database_url"] = normalize_database_url(url or get_settings().database_url)
+    config.attributes["database_url"] = url or get_settings().database_url
     return config
 
 

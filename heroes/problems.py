@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -121,6 +121,24 @@ def problem_response(
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def safe_message(exc: BaseException) -> str:
+    """What an exception says, without the SQL or the parameters SQLAlchemy appends (secrets, maybe)."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+        message = f"{type(exc.orig).__name__}: {exc.orig}"
+    elif isinstance(exc, ValidationError):  # building a response model: its messages, never its input
+        message = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+    else:
+        message = str(exc)
+    message = re.split(r"\[SQL:|\[parameters:|Original exception was:", message)[0]
+    message = re.sub(r"\nLINE \d+:.*?(?=\n(?:DETAIL|HINT):|\Z)", "", message, flags=re.S)  # the SQL quoted
+    message = re.sub(
+        r"secret_name=('[^']*'|\"[^\"]*\"|\S+)", "secret_name=<hidden>", message
+    )  # a model's repr
+    return " ".join(message.split()) or type(exc).__name__
 
 
 # ---- handlers -------------------------------------------------------------------------------------

@@ -228,4 +228,4 @@ def test_catalogue_lists_the_routes_with_a_body_for_the_renames(client):
     assert set(routes) == {(method, path) for method, path, _ in ROUTES}
     assert "-X PATCH" in routes[("PATCH", f"{LESSON}/fixed/expire-on-commit")]["curl"]
     assert '"name": "Deadpond"' in routes[("PATCH", f"{LESSON}/fixed/expire-on-commit")]["curl"]
-    assert "lab_detached_instance" in lesson["more"]["Data"]
+    assert "schema of its own" in lesson["more"]["Data"]

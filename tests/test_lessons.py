@@ -37,19 +37,26 @@ def test_the_lessons_are_in_curriculum_order():
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=SLUGS)
 def test_every_lesson_module_keeps_the_contract(lesson):
-    assert lesson.router.prefix == f"/lessons/{lesson.slug}"
-    assert lesson.router.tags == [f"lesson: {lesson.slug}"]
+    module = lesson.module
+    assert module.lesson is lesson and module.router is lesson.router()  # one declaration, one router
+    assert lesson.slug == module.__name__.rsplit(".", 1)[-1].replace("_", "-")  # from the module's name
+    assert lesson.router().prefix == f"/lessons/{lesson.slug}"
+    assert lesson.router().tags == [f"lesson: {lesson.slug}"]
     assert all(lesson.text[section] for section in SECTIONS)
     assert "PLACEHOLDER" not in lesson.title
-    paths = [route.path for route in lesson.router.routes]
+    paths = [route.path for route in lesson.routes]
+    assert all(route.lesson is lesson for route in lesson.routes)  # each route is handed its lesson
     assert paths.count(f"/lessons/{lesson.slug}/bad") == 1  # exactly one bad and one fixed
     assert paths.count(f"/lessons/{lesson.slug}/fixed") == 1
     assert set(lesson.engines) <= {"sqlite", "postgresql"} and lesson.engines
     calls = lesson.calls(None)
     assert calls[0].variant == "bad" and "fixed" in [call.variant for call in calls]
+    assert all(not call.path.startswith("/lessons") for call in module.calls(None))  # written relative
     for call in calls:  # each call is one of the lesson's own routes
-        assert any(call.method in r.methods and r.path_regex.match(call.path) for r in lesson.router.routes)
-    lines = len(Path(lesson.module.__file__).read_text().splitlines())
+        assert any(call.method in r.methods and r.path_regex.match(call.path) for r in lesson.routes)
+    source = Path(module.__file__).read_text()
+    assert lesson.slug not in source.replace(lesson.title, "").split('"""', 2)[2]  # the slug is never typed
+    lines = len(source.splitlines())
     assert 60 <= lines <= 150, f"{lesson.slug}: {lines} lines"
 
 
@@ -64,7 +71,7 @@ def test_the_catalogue_lists_every_lesson_with_ready_commands(client):
         assert entry["compare"] == f"/lessons/{lesson.slug}/compare"
         assert entry["cli"].startswith(f"heroes lesson {lesson.slug}")
         routes = {(r["method"], r["path"]) for r in entry["routes"]}
-        assert routes == {(m, r.path) for r in lesson.router.routes for m in r.methods}
+        assert routes == {(m, r.path) for r in lesson.routes for m in r.methods}
         for route in entry["routes"]:
             assert route["summary"]
             assert route["curl"].startswith("curl -i ")
@@ -84,6 +91,7 @@ def test_one_lesson_and_an_unknown_one(client):
         "meaning": "teams (3 heroes each) in the lesson's scratch database",
         "maximum": 5000,
         "demo": [10, 100, 1000],
+        "default": None,
     }
     assert "Data" in entry["more"]
     body = assert_problem(client.get("/lessons/n-plus-two"), 404)
@@ -98,7 +106,7 @@ def test_each_lesson_has_its_tag_in_the_docs_with_its_text():
     for lesson in LESSONS:
         description = tags[f"lesson: {lesson.slug}"]
         assert lesson.title in description and lesson.text["Symptom"] in description
-        for route in lesson.router.routes:
+        for route in lesson.routes:
             for operation in schema["paths"][route.path].values():
                 assert operation["tags"] == [f"lesson: {lesson.slug}"]
 

@@ -1,75 +1,32 @@
-"""The catalogue: every lesson's text, its routes with ready curl and HTTPie commands, and `compare`."""
+"""The catalogue (GET /lessons), `compare`, and resetting a lesson's data."""
 
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
-from heroes.lab import Comparison, Lesson, compare, examples
+from heroes.lab import Lesson
+from heroes.lab.catalogue import LessonInfo, describe
+from heroes.lab.compare import Comparison, compare
 from heroes.lessons import BY_SLUG, LESSONS
 from heroes.problems import Problem, problem_responses
 
 router = APIRouter(prefix="/lessons", tags=["lessons"])
 
-Slug = Annotated[str, Path(max_length=50, description="A lesson's slug, e.g. n-plus-one.")]
+Slug = Annotated[
+    str,
+    Path(
+        max_length=50,
+        description="A lesson's slug (GET /lessons lists them).",
+        json_schema_extra={"enum": list(BY_SLUG)},
+    ),
+]
 
 
-class LessonRouteInfo(BaseModel):
-    method: str
-    path: str
-    summary: str
-    curl: str
-    httpie: str
-
-
-class SizeInfo(BaseModel):
-    param: str
-    meaning: str
-    maximum: int
-    demo: list[int]
-
-
-class LessonInfo(BaseModel):
-    slug: str
-    title: str
-    symptom: str
-    cause: str
-    fix: str
-    more: dict[str, str]
-    engines: list[str]
-    size: SizeInfo | None
-    routes: list[LessonRouteInfo]
-    compare: str
-    cli: str
-
-
-def describe(lesson: Lesson, base_url: str) -> LessonInfo:
-    text = dict(lesson.text)
-    size = lesson.size
-    return LessonInfo(
-        slug=lesson.slug,
-        title=lesson.title,
-        symptom=text.pop("Symptom"),
-        cause=text.pop("Cause"),
-        fix=text.pop("Fix"),
-        more=text,
-        engines=list(lesson.engines),
-        size=SizeInfo(param=size.param, meaning=size.meaning, maximum=size.maximum, demo=list(size.demo))
-        if size
-        else None,
-        routes=[
-            LessonRouteInfo(
-                method=method,
-                path=route.path,
-                summary=(route.description or route.summary or "").strip().split("\n")[0],
-                curl=curl,
-                httpie=httpie,
-            )
-            for route, method, curl, httpie in examples(lesson, base_url)
-        ],
-        compare=f"/lessons/{lesson.slug}/compare",
-        cli=f"heroes lesson {lesson.slug}" + (f" --size {size.demo[0]}" if size and size.demo else ""),
-    )
+class ResetReport(BaseModel):
+    lessons: list[str]
+    dropped: list[str]  # scratch databases dropped; each is rebuilt from its starting data on next use
 
 
 def find(slug: str) -> Lesson:
@@ -79,10 +36,25 @@ def find(slug: str) -> Lesson:
     return lesson
 
 
+def reset_lessons(request: Request, lessons: list[Lesson]) -> ResetReport:
+    lab = request.app.state.lab
+    dropped = []
+    for lesson in lessons:
+        lesson.reset(lab)  # what the lesson keeps besides its scratch data (leaked sessions, say)
+        dropped += lab.drop(lesson.name)
+    return ResetReport(lessons=[lesson.slug for lesson in lessons], dropped=dropped)
+
+
 @router.get("", response_model=list[LessonInfo])
 def read_lessons(request: Request) -> list[LessonInfo]:
     """Every lesson, in curriculum order: its text, engines, routes and ready commands."""
     return [describe(lesson, str(request.base_url)) for lesson in LESSONS]
+
+
+@router.post("/reset", response_model=ResetReport)
+async def reset_all(request: Request) -> ResetReport:
+    """Every lesson back to its starting data: the scratch databases go, and are rebuilt on next use."""
+    return await to_thread.run_sync(reset_lessons, request, list(LESSONS))
 
 
 @router.get("/{slug}", response_model=LessonInfo, responses=problem_responses(404, 422))
@@ -99,3 +71,9 @@ async def compare_lesson(
 ) -> Comparison:
     """Run the lesson's bad and fixed routes on the same data, side by side: outcome, statements, times."""
     return await compare(request.app, find(slug), size)
+
+
+@router.post("/{slug}/reset", response_model=ResetReport, responses=problem_responses(404, 422))
+async def reset_lesson(slug: Slug, request: Request) -> ResetReport:
+    """The lesson back to its starting data (what its bad routes changed is gone)."""
+    return await to_thread.run_sync(reset_lessons, request, [find(slug)])

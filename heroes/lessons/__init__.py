@@ -1,7 +1,7 @@
-"""The lessons, in curriculum order. Each module's docstring is its text and its router its routes
-(the contract is in heroes/lab.py); adding a lesson is adding a module here."""
+"""The lessons, in curriculum order. Each module declares its `lesson` (heroes/lab/lesson.py has the
+contract) and its router; adding a lesson is adding a module and one line in its track here."""
 
-from heroes.lab import Lesson, lesson_from
+from heroes.lab import Lesson
 from heroes.lessons import (
     concurrent_index,
     detached_instance,
@@ -13,17 +13,19 @@ from heroes.lessons import (
     unique_violation,
 )
 
-LESSONS: tuple[Lesson, ...] = tuple(
-    lesson_from(module)
-    for module in (
-        n_plus_one,
-        detached_instance,
-        unique_violation,
-        foreign_key,
-        streaming_export,
-        not_null_column,
-        concurrent_index,
-        drop_column,
-    )
-)
+TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in curriculum order
+    "queries": (
+        n_plus_one.lesson,
+        detached_instance.lesson,
+        unique_violation.lesson,
+        foreign_key.lesson,
+        streaming_export.lesson,
+    ),
+    "migrations": (
+        not_null_column.lesson,
+        concurrent_index.lesson,
+        drop_column.lesson,
+    ),
+}
+LESSONS: tuple[Lesson, ...] = tuple(lesson for track in TRACKS.values() for lesson in track)
 BY_SLUG: dict[str, Lesson] = {lesson.slug: lesson for lesson in LESSONS}

@@ -17,11 +17,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from heroes import migrate
 from heroes.db import is_sqlite
 from heroes.evidence import count_queries
-from heroes.lab import Size, lab_of, safe_message
+from heroes.lab import Lesson, Size, lab_of, safe_message
 from heroes.seed import seed_bulk
 
-SCRATCH_SIZE = Size("heroes", "heroes in the lesson's scratch database", maximum=100_000, demo=(1000, 10_000))
 DEFAULT_HEROES = 1000
+SCRATCH_SIZE = Size(
+    "heroes", "heroes in the lesson's scratch database", 100_000, demo=(1000, 10_000), default=DEFAULT_HEROES
+)
 Heroes = Annotated[int, Query(ge=1, le=SCRATCH_SIZE.maximum, description=SCRATCH_SIZE.meaning)]
 _one_at_a_time = threading.Lock()  # a request rebuilds its scratch database: no two may share one
 
@@ -128,9 +130,15 @@ class Run:
 
 @contextmanager
 def scratch(
-    request: Request, name: str, at: str, heroes: int, then: Callable[[Connection], Any] = lambda c: None
+    request: Request,
+    lesson: Lesson,
+    variant: str,
+    at: str,
+    heroes: int,
+    then: Callable[[Connection], Any] = lambda c: None,
 ) -> Iterator[Run]:
-    """A fresh scratch database `name` migrated to `at`, with `heroes` heroes (one team), `then` run on it."""
+    """A fresh scratch database for the variant, migrated to `at`, with `heroes` heroes (one team), `then`
+    run on it."""
 
     def populate(engine: Engine) -> None:
         seed_bulk(engine, 1, heroes)  # raw INSERT/COPY: works at any revision, whatever the model says
@@ -138,7 +146,7 @@ def scratch(
             then(connection)
 
     with _one_at_a_time:
-        yield Run(lab_of(request).engine(name, populate, fresh=True, revision=at))
+        yield Run(lesson.scratch(lab_of(request), variant, populate, fresh=True, revision=at))
 
 
 def summary(status: int, body: Any) -> str:

@@ -14,7 +14,8 @@ It still waits for the open transactions before it finishes, but nobody waits fo
 SQLite the same revision builds a plain index: one writer at a time there anyway.
 Commands: heroes db upgrade 0006 and heroes db downgrade 0005 run it on your database; alembic
 upgrade 0005:0006 --sql prints COMMIT, then CREATE INDEX CONCURRENTLY, then BEGIN.
-Data: the PostgreSQL schema lab_concurrent_index_bad or _fixed, migrated to 0005, with ?heroes=N
+Data: a PostgreSQL
+schema of its own, migrated to 0005, with ?heroes=N
 heroes (1000 unless said), rebuilt on every request. The batch job's transaction stays open 200 ms
 after the writer has tried.
 """
@@ -24,12 +25,12 @@ from time import perf_counter, sleep
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from sqlalchemy import Connection, Engine, text
 
 from heroes import migrate
 from heroes.evidence import not_recorded
-from heroes.lab import Call, LessonRoute, require_postgresql
+from heroes.lab import POSTGRESQL, Call, Lesson
 from heroes.lessons._migration import (
     DEFAULT_HEROES,
     SCRATCH_SIZE,
@@ -44,14 +45,8 @@ from heroes.lessons._migration import (
 )
 from heroes.problems import problem_responses
 
-router = APIRouter(
-    prefix="/lessons/concurrent-index",
-    tags=["lesson: concurrent-index"],
-    route_class=LessonRoute,
-    dependencies=[Depends(require_postgresql("concurrent-index"))],
-)
-ENGINES = ("postgresql",)
-SIZE = SCRATCH_SIZE
+lesson = Lesson(__name__, __doc__, engines=POSTGRESQL, size=SCRATCH_SIZE)
+router = lesson.router()
 HOLD = 0.2  # seconds the batch job keeps its transaction open once the writer has tried
 INSERT = text("INSERT INTO hero (name, secret_name, version) VALUES (:name, 'x', 1)")
 RESPONSES = problem_responses(409, 422)
@@ -114,7 +109,7 @@ def concurrently(connection: Connection) -> None:
 @router.post("/bad", response_model=IndexReport, responses=RESPONSES)
 def bad(request: Request, heroes: Heroes = DEFAULT_HEROES) -> IndexReport:
     """A plain CREATE INDEX while a write transaction is open: the next writer waits behind it."""
-    with scratch(request, "concurrent_index_bad", "0005", heroes) as run:
+    with scratch(request, lesson, "bad", "0005", heroes) as run:
         blocked, ms = race(run, plain, "CREATE INDEX ix_hero_created_at, in a transaction")
         return IndexReport(**run.report(), writer_blocked=blocked, lock_wait_ms=ms)
 
@@ -122,7 +117,7 @@ def bad(request: Request, heroes: Heroes = DEFAULT_HEROES) -> IndexReport:
 @router.post("/fixed", response_model=IndexReport, responses=RESPONSES)
 def fixed(request: Request, heroes: Heroes = DEFAULT_HEROES) -> IndexReport:
     """Revision 0006, CREATE INDEX CONCURRENTLY, in the same situation: the writer goes through."""
-    with scratch(request, "concurrent_index_fixed", "0005", heroes) as run:
+    with scratch(request, lesson, "fixed", "0005", heroes) as run:
         blocked, ms = race(run, concurrently, "0006: CREATE INDEX CONCURRENTLY ix_hero_created_at")
         return IndexReport(**run.report(), writer_blocked=blocked, lock_wait_ms=ms)
 
@@ -138,6 +133,6 @@ def index_summary(status: int, body) -> str:
 def calls(size: int | None) -> list[Call]:
     params = {"heroes": size} if size else {}
     return [
-        Call("bad", "POST", "/lessons/concurrent-index/bad", params, summary=index_summary),
-        Call("fixed", "POST", "/lessons/concurrent-index/fixed", params, summary=index_summary),
+        Call("bad", "POST", "/bad", params, summary=index_summary),
+        Call("fixed", "POST", "/fixed", params, summary=index_summary),
     ]

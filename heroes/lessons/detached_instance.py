@@ -1,51 +1,48 @@
 """Detached instances: a hero's team read after its session closed
 
-Symptom: GET /lessons/detached-instance/bad answers 500: DetachedInstanceError, "Parent instance
-<Hero at 0x...> is not bound to a Session; lazy load operation of attribute 'team' cannot proceed".
-Its cousin, PATCH /lessons/detached-instance/bad/expired, renames a hero, commits, then fails on the
-hero's own name: "Instance <Hero at 0x...> is not bound to a Session; attribute refresh operation cannot
-proceed". The rename was committed all the same: the client gets a 500 for a write that happened.
+Symptom: GET /lessons/detached-instance/bad answers 500: DetachedInstanceError, "Parent instance <Hero
+at 0x...> is not bound to a Session; lazy load operation of attribute 'team' cannot proceed". Its
+cousin, PATCH /lessons/detached-instance/bad/expired, renames a hero, commits, then fails on the
+hero's own name: "Instance <Hero at 0x...> is not bound to a Session; attribute refresh operation
+cannot proceed". The rename was committed all the same: the client gets a 500 for a write that
+happened.
 Cause: an ORM object loads what it lacks through the session it came from. A `with Session(engine)`
-block (often in a helper that returns the hero) closes that session, and hero.team, a lazy many-to-one,
-was never loaded. commit() expires every attribute of every object (expire_on_commit=True, the default)
-so that the next read reloads the row; once the session is closed nothing can reload it, not even a
-column or a team that was eager-loaded. Returned straight to FastAPI, the error arrives wrapped in a
-ResponseValidationError whose message holds the hero's repr, private fields included; these routes read
-the response field by field, so the error shows as itself.
+block (often in a helper that returns the hero) closes that session, and hero.team, a lazy many-to-
+one, was never loaded. commit() expires every attribute of every object (expire_on_commit=True, the
+default) so that the next read reloads the row; once the session is closed nothing can reload it, not
+even a column or a team that was eager-loaded. Returned straight to FastAPI, the error arrives wrapped
+in a ResponseValidationError whose message holds the hero's repr, private fields included; these
+routes read the response field by field, so the error shows as itself.
 Fix: build the response while the session is open, having loaded what it needs: the request-scoped
-session (SessionDep) and joinedload(Hero.team) read the hero and its team in 1 statement
-(GET .../fixed). After a write, building the response inside the session pays for the reload:
-3 statements where 2 would do (PATCH .../fixed/in-session), and shows what the database now holds.
+session (SessionDep) and joinedload(Hero.team) read the hero and its team in 1 statement (GET
+.../fixed). After a write, building the response inside the session pays for the reload: 3 statements
+where 2 would do (PATCH .../fixed/in-session), and shows what the database now holds.
 Session(expire_on_commit=False) skips the reload: 2 statements (PATCH .../fixed/expire-on-commit). It
 is the right trade when the response is what you just wrote and the code must hand objects out of its
 session (a helper, a background job); it loads nothing more (the team still needs its joinedload), and
 it answers what Python holds, not what the database made of it (server defaults, triggers). Choose the
 request-scoped session unless you have that reason.
 Data: the GET routes read the reference data and never write. The PATCH routes rename a hero in the
-lesson's own copy of the demo cast (a SQLite file beside the lab's, or the PostgreSQL schema
-lab_detached_instance), built on first use, so the reference data never changes; their hero_id is an
-id in that copy (1 to 15).
+lesson's own copy of the demo cast (a SQLite file beside the lab's, or a PostgreSQL schema of its
+own), built on first use, so the reference data never changes; their hero_id is an id in that copy (1
+to 15).
 """
 
-from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import Body, Query, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import joinedload
 from sqlmodel import Session
 
 from heroes.db import EngineDep, SessionDep
-from heroes.lab import Call, Lab, LessonRoute, lab_of
+from heroes.lab import Call, Lab, Lesson, lab_of, scratch_engine, session_on
 from heroes.models import INT32_MAX, NAME_MAX, Hero, HeroPublicWithTeam, Text
 from heroes.problems import Problem, problem_responses
 from heroes.seed import seed_demo
 
-router = APIRouter(
-    prefix="/lessons/detached-instance", tags=["lesson: detached-instance"], route_class=LessonRoute
-)
-ENGINES = ("sqlite", "postgresql")
-SIZE = None
+lesson = Lesson(__name__, __doc__)
+router = lesson.router()
 
 HeroId = Annotated[int, Query(ge=1, le=INT32_MAX, description="A hero's id (1 to 2147483647).")]
 NewName = Annotated[Text, Body(embed=True, min_length=1, max_length=NAME_MAX, description="The new name.")]
@@ -55,20 +52,14 @@ RESPONSES = problem_responses(400, 404, 422)  # 400: a PATCH body that is not JS
 
 def scratch(lab: Lab) -> Engine:
     """The demo cast in the lesson's own database (built once): the renames land there."""
-    return lab.engine("detached_instance", seed_demo)
+    return lesson.scratch(lab, populate=seed_demo)
 
 
 def prepare(lab: Lab, size: int | None) -> None:
     scratch(lab)
 
 
-def scratch_session(request: Request) -> Iterator[Session]:
-    """A request-scoped session on the lesson's database, closed after the response is built."""
-    with Session(scratch(lab_of(request))) as session:
-        yield session
-
-
-ScratchSession = Annotated[Session, Depends(scratch_session)]
+ScratchSession = session_on(scratch_engine(scratch))  # request-scoped, closed after the response
 
 
 def hero_or_404(session: Session, hero_id: int, *options) -> Hero:
@@ -130,13 +121,12 @@ def fixed_in_session(session: ScratchSession, name: NewName, hero_id: HeroId = 1
 
 def calls(size: int | None) -> list[Call]:
     """Bad first; each rename differs from the one before it, so every PATCH really writes."""
-    path, one = "/lessons/detached-instance", {"hero_id": 1}
+    one = {"hero_id": 1}
     renames = {
         "bad/expired": "Deadpond the Detached",
         "fixed/expire-on-commit": "Deadpond",
         "fixed/in-session": "Deadpond Again",
     }
-    return [Call("bad", "GET", f"{path}/bad", one), Call("fixed", "GET", f"{path}/fixed", one)] + [
-        Call(variant, "PATCH", f"{path}/{variant}", one, json={"name": name})
-        for variant, name in renames.items()
+    return [Call("bad", "GET", "/bad", one), Call("fixed", "GET", "/fixed", one)] + [
+        Call(variant, "PATCH", f"/{variant}", one, json={"name": name}) for variant, name in renames.items()
     ]

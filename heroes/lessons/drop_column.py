@@ -1,9 +1,9 @@
 """Dropping a column: the code still reading it breaks, and its data is gone for good
 
-Symptom: POST /lessons/drop-column/bad drops hero.nickname (revision 0007) while the previous
-release still runs. Every query of that release now fails, not only the ones that use nicknames
-(SQLite: no such column: hero.nickname; PostgreSQL: column hero.nickname does not exist). Rolling
-back with heroes db downgrade 0006 brings the column back, empty: 1000 nicknames before, 0 after.
+Symptom: POST /lessons/drop-column/bad drops hero.nickname (revision 0007) while the previous release
+still runs. Every query of that release now fails, not only the ones that use nicknames (SQLite: no
+such column: hero.nickname; PostgreSQL: column hero.nickname does not exist). Rolling back with heroes
+db downgrade 0006 brings the column back, empty: 1000 nicknames before, 0 after.
 Cause: an ORM selects every column its model maps, used or not, so the old Hero model names
 hero.nickname in each SELECT and INSERT. And DROP COLUMN takes the values with it; a downgrade can
 only add an empty column, as 0007's docstring says.
@@ -12,25 +12,24 @@ Fix: the deprecation cycle. Stop reading and stop writing: release the model wit
 running code maps the column. Only then drop it. POST /lessons/drop-column/fixed runs that order on
 the same data: the new release reads and writes heroes before and after the drop. The downgrade still
 cannot bring the nicknames back: export them before the drop if anyone may need them.
-Commands: heroes db upgrade 0007 and heroes db downgrade 0006 run it on your database; alembic
-upgrade 0006:0007 --sql prints the DROP COLUMN without running it.
-Data: a scratch database (a SQLite file beside the lab's, or the PostgreSQL schema lab_drop_column_bad
-or _fixed) migrated to 0006, with ?heroes=N heroes (1000 unless said), each nicknamed "Nick <id>",
-rebuilt on every request. The reference API's data is never touched.
+Commands: heroes db upgrade 0007 and heroes db downgrade 0006 run it on your database; alembic upgrade
+0006:0007 --sql prints the DROP COLUMN without running it.
+Data: a scratch database (a SQLite file beside the lab's, or a PostgreSQL schema of its own) migrated
+to 0006, with ?heroes=N heroes (1000 unless said), each nicknamed "Nick <id>", rebuilt on every
+request. The reference API's data is never touched.
 """
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, text
 from sqlmodel import Session, select
 
-from heroes.lab import Call, LessonRoute
+from heroes.lab import Call, Lesson
 from heroes.lessons._migration import DEFAULT_HEROES, SCRATCH_SIZE, Heroes, MigrationReport, scratch, summary
 from heroes.models import Hero
 from heroes.problems import problem_responses
 
-router = APIRouter(prefix="/lessons/drop-column", tags=["lesson: drop-column"], route_class=LessonRoute)
-ENGINES = ("sqlite", "postgresql")
-SIZE = SCRATCH_SIZE
+lesson = Lesson(__name__, __doc__, size=SCRATCH_SIZE)
+router = lesson.router()
 RESPONSES = problem_responses(422)
 COUNT = "SELECT count(nickname) FROM hero"
 # the previous release's model of the hero table: it still maps nickname
@@ -68,7 +67,7 @@ def new_release_writes(engine: Engine) -> str:
 @router.post("/bad", response_model=DropReport, responses=RESPONSES)
 def bad(request: Request, heroes: Heroes = DEFAULT_HEROES) -> DropReport:
     """Drop hero.nickname while the release that maps it still runs; then roll back with a downgrade."""
-    with scratch(request, "drop_column_bad", "0006", heroes, name_them) as run:
+    with scratch(request, lesson, "bad", "0006", heroes, name_them) as run:
         before = run.scalar(COUNT)
         run.step("the running release reads heroes (its model maps nickname)", old_release_reads)
         run.migrate("0007", "0007: DROP COLUMN nickname, that release still running", lambda: "dropped")
@@ -80,7 +79,7 @@ def bad(request: Request, heroes: Heroes = DEFAULT_HEROES) -> DropReport:
 @router.post("/fixed", response_model=DropReport, responses=RESPONSES)
 def fixed(request: Request, heroes: Heroes = DEFAULT_HEROES) -> DropReport:
     """Stop reading, stop writing, then drop: nothing breaks. The downgrade still brings back no value."""
-    with scratch(request, "drop_column_fixed", "0006", heroes, name_them) as run:
+    with scratch(request, lesson, "fixed", "0006", heroes, name_them) as run:
         before = run.scalar(COUNT)
         run.step("stop reading: the new release (no nickname in its model) reads heroes", new_release_reads)
         run.step("stop writing: the new release creates a hero", new_release_writes)
@@ -100,6 +99,6 @@ def drop_summary(status: int, body) -> str:
 def calls(size: int | None) -> list[Call]:
     params = {"heroes": size} if size else {}
     return [
-        Call("bad", "POST", "/lessons/drop-column/bad", params, summary=drop_summary),
-        Call("fixed", "POST", "/lessons/drop-column/fixed", params, summary=drop_summary),
+        Call("bad", "POST", "/bad", params, summary=drop_summary),
+        Call("fixed", "POST", "/fixed", params, summary=drop_summary),
     ]

@@ -2,7 +2,7 @@
 
 Symptom: POST /lessons/foreign-key/bad with {"team_id": 99}, a team that does not exist. PostgreSQL
 answers 500, the raw ForeignKeyViolation. SQLite is worse. It answers 201 Created and stores the
-orphan; the header X-Orphans (1) counts the heroes PRAGMA foreign_key_check finds pointing at no team.
+orphan; the header X-Orphans (1) counts the orphans this request made (PRAGMA foreign_key_check).
 From the other side, DELETE /lessons/foreign-key/bad/teams/1 makes SQLite delete the team and orphan
 its 3 heroes (X-Orphans 3), and PostgreSQL answer 500.
 Cause: SQLite enforces FOREIGN KEY clauses only on a connection that ran PRAGMA foreign_keys=ON. The
@@ -15,36 +15,36 @@ foreign key refuse, and that is mapped to the same 422, never a 500. Deleting a 
 has one behaviour, DELETE /teams/{id} answers 409 until they are moved or deleted (no cascade, no SET
 NULL).
 Data: the demo data (5 teams, 15 heroes) copied into the lesson's own database (a SQLite file beside the
-lab's, or the PostgreSQL schema lab_foreign_key), never the reference API's. The bad routes leave
+lab's, or a PostgreSQL
+schema of its own), never the reference API's. The bad routes leave
 orphans there, so compare starts from a fresh copy, and POST /lessons/foreign-key/reset makes one.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import Depends, Path, Request, Response
 from sqlalchemy import Connection, Engine, create_engine, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from heroes.db import is_sqlite
 from heroes.evidence import instrument
-from heroes.lab import Call, Lab, LessonRoute, lab_of
+from heroes.lab import Call, Lab, Lesson, lab_of, scratch_engine, session_on
 from heroes.models import INT32_MAX, Hero, HeroCreate, HeroPublic, Team
 from heroes.problems import Problem, integrity_kind, problem_responses
 from heroes.seed import seed_demo
 
-router = APIRouter(prefix="/lessons/foreign-key", tags=["lesson: foreign-key"], route_class=LessonRoute)
-ENGINES = ("sqlite", "postgresql")
-SIZE = None
+lesson = Lesson(__name__, __doc__)
+router = lesson.router()
 TeamId = Annotated[int, Path(ge=1, le=INT32_MAX, description="A team's id (1 to 2147483647).")]
 
 
 def scratch(lab: Lab, fresh: bool = False) -> Engine:
     """The demo data in the lesson's own database."""
-    return lab.engine("foreign_key", seed_demo, fresh=fresh)
+    return lesson.scratch(lab, populate=seed_demo, fresh=fresh)
 
 
 def prepare(lab: Lab, size: int | None) -> None:
@@ -63,19 +63,22 @@ def unenforced(request: Request) -> Iterator[Engine]:
             plain.dispose()  # its own engine: the app's are never touched
 
 
-def count_orphans(connection: Connection, response: Response) -> None:
-    """SQLite: X-Orphans, the heroes PRAGMA foreign_key_check finds whose team does not exist."""
-    if connection.dialect.name == "sqlite":
-        orphans = connection.exec_driver_sql("PRAGMA foreign_key_check(hero)").all()
-        response.headers["X-Orphans"] = str(len(orphans))
+def orphans(connection: Connection) -> int:
+    """SQLite: the heroes PRAGMA foreign_key_check finds whose team does not exist."""
+    return len(connection.exec_driver_sql("PRAGMA foreign_key_check(hero)").all())
 
 
-def scratch_session(request: Request) -> Iterator[Session]:
-    with Session(scratch(lab_of(request))) as session:
-        yield session
+@contextmanager
+def orphans_made(connection: Callable[[], Connection], response: Response) -> Iterator[None]:
+    """SQLite: X-Orphans, how many orphans the block made. PostgreSQL refuses orphans: no header."""
+    sqlite = connection().dialect.name == "sqlite"
+    before = orphans(connection()) if sqlite else 0
+    yield
+    if sqlite:
+        response.headers["X-Orphans"] = str(orphans(connection()) - before)
 
 
-ScratchSession = Annotated[Session, Depends(scratch_session)]
+ScratchSession = session_on(scratch_engine(scratch))
 
 
 def valid_team_id(hero_in: HeroCreate, session: ScratchSession) -> HeroCreate:
@@ -89,11 +92,11 @@ def valid_team_id(hero_in: HeroCreate, session: ScratchSession) -> HeroCreate:
 def bad(hero_in: HeroCreate, request: Request, response: Response) -> Hero:
     """Insert the hero as sent: SQLite stores an orphan, PostgreSQL's violation escapes as a 500."""
     with unenforced(request) as engine, Session(engine) as session:
-        hero = Hero.model_validate(hero_in)
-        session.add(hero)
-        session.commit()  # no check, no except: whatever the database says (or not) goes to the client
-        session.refresh(hero)
-        count_orphans(session.connection(), response)
+        with orphans_made(session.connection, response):
+            hero = Hero.model_validate(hero_in)
+            session.add(hero)
+            session.commit()  # no check, no except: whatever the database says (or not) goes to the client
+            session.refresh(hero)
         return hero
 
 
@@ -117,16 +120,9 @@ def fixed(hero_in: Annotated[HeroCreate, Depends(valid_team_id)], session: Scrat
 def bad_delete_team(team_id: TeamId, request: Request) -> Response:
     """Delete the team as asked: SQLite orphans its heroes, PostgreSQL's violation escapes as a 500."""
     response = Response(status_code=204)
-    with unenforced(request) as engine, engine.begin() as connection:
-        connection.execute(delete(Team).where(Team.id == team_id))  # its heroes now point at nothing
-        count_orphans(connection, response)
+    with unenforced(request) as engine, engine.begin() as db, orphans_made(lambda: db, response):
+        db.execute(delete(Team).where(Team.id == team_id))  # its heroes now point at nothing
     return response
-
-
-@router.post("/reset", status_code=204)
-def reset(request: Request) -> None:
-    """Start again from a fresh copy of the demo data (the bad routes leave orphans behind)."""
-    scratch(lab_of(request), fresh=True)
 
 
 def orphan_stored(status: int, body) -> str:
@@ -141,7 +137,7 @@ ORPHAN = {"name": "Orphan", "secret_name": "Nobody Knows", "age": 30, "team_id":
 
 def calls(size: int | None) -> list[Call]:
     return [
-        Call("bad", "POST", "/lessons/foreign-key/bad", json=ORPHAN, summary=orphan_stored),
-        Call("fixed", "POST", "/lessons/foreign-key/fixed", json=ORPHAN),
-        Call("bad/delete-team", "DELETE", "/lessons/foreign-key/bad/teams/1"),
+        Call("bad", "POST", "/bad", json=ORPHAN, summary=orphan_stored),
+        Call("fixed", "POST", "/fixed", json=ORPHAN),
+        Call("bad/delete-team", "DELETE", "/bad/teams/1"),
     ]

@@ -10,34 +10,31 @@ in one more SELECT ... WHERE team_id IN (...): 2 statements, however many heroes
 joinedload(Hero.team) adds a JOIN: heroes with their team in 1 statement. In tests, raiseload("*")
 turns a lazy load you forgot into an error (GET /lessons/n-plus-one/guard).
 Data: the demo data by default; ?teams=N (up to 5000) builds a scratch database of N teams with 3
-heroes each (a SQLite file beside the lab's, or the PostgreSQL schema lab_n_plus_one_N), so the
+heroes each (a SQLite file beside the lab's, or a PostgreSQL schema of its own), so the
 reference API's data is never touched.
 """
 
-from collections.abc import Iterator
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import joinedload, raiseload, selectinload
-from sqlmodel import Session, select
+from sqlmodel import select
 
-from heroes.lab import Call, Lab, LessonRoute, Size, lab_of
+from heroes.lab import Call, Lab, Lesson, Size, demo_or_scratch, session_on
 from heroes.models import Hero, HeroPublicWithTeam, Team, TeamPublicWithHeroes
 from heroes.problems import problem_responses
 from heroes.seed import seed_bulk
 
-router = APIRouter(prefix="/lessons/n-plus-one", tags=["lesson: n-plus-one"], route_class=LessonRoute)
-ENGINES = ("sqlite", "postgresql")
-SIZE = Size(
-    "teams", "teams (3 heroes each) in the lesson's scratch database", maximum=5000, demo=(10, 100, 1000)
+lesson = Lesson(
+    __name__,
+    __doc__,
+    size=Size("teams", "teams (3 heroes each) in the lesson's scratch database", 5000, demo=(10, 100, 1000)),
 )
+router = lesson.router()
 HEROES_PER_TEAM = 3
 
 
 def scratch(lab: Lab, teams: int) -> Engine:
     """N teams of 3 heroes each, in the lesson's own database (built once, then reused)."""
-    return lab.engine(f"n_plus_one_{teams}", lambda engine: seed_bulk(engine, teams, HEROES_PER_TEAM))
+    return lesson.scratch(lab, teams, lambda engine: seed_bulk(engine, teams, HEROES_PER_TEAM))
 
 
 def prepare(lab: Lab, size: int | None) -> None:
@@ -45,17 +42,7 @@ def prepare(lab: Lab, size: int | None) -> None:
         scratch(lab, size)
 
 
-def lesson_session(
-    request: Request,
-    teams: Annotated[int | None, Query(ge=1, le=SIZE.maximum, description=SIZE.meaning)] = None,
-) -> Iterator[Session]:
-    """The demo data, or the scratch database with `teams` teams."""
-    engine = request.app.state.engine if teams is None else scratch(lab_of(request), teams)
-    with Session(engine) as session:
-        yield session
-
-
-LessonSession = Annotated[Session, Depends(lesson_session)]
+LessonSession = session_on(demo_or_scratch(lesson, scratch))  # the demo data, or ?teams=N
 FAILS = problem_responses(422, 500)  # the guard's documented symptom is a 500
 RESPONSES = problem_responses(422)
 
@@ -91,7 +78,7 @@ def guard(session: LessonSession) -> list[TeamPublicWithHeroes]:
 def calls(size: int | None) -> list[Call]:
     params = {"teams": size} if size else {}
     return [
-        Call("bad", "GET", "/lessons/n-plus-one/bad", params),
-        Call("fixed", "GET", "/lessons/n-plus-one/fixed", params),
-        Call("fixed/joinedload", "GET", "/lessons/n-plus-one/fixed/joinedload", params),
+        Call("bad", "GET", "/bad", params),
+        Call("fixed", "GET", "/fixed", params),
+        Call("fixed/joinedload", "GET", "/fixed/joinedload", params),
     ]

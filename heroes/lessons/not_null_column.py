@@ -1,42 +1,39 @@
 """Adding a NOT NULL column to a populated table: the migration fails
 
 Symptom: POST /lessons/not-null-column/bad runs the one-step migration a new model field suggests,
-ALTER TABLE hero ADD COLUMN created_at ... NOT NULL, on a copy of the hero table with 1000 heroes.
-It fails, and a deploy that runs it stops there. PostgreSQL: column "created_at" of relation "hero"
+ALTER TABLE hero ADD COLUMN created_at ... NOT NULL, on a copy of the hero table with 1000 heroes. It
+fails, and a deploy that runs it stops there. PostgreSQL: column "created_at" of relation "hero"
 contains null values. SQLite: Cannot add a NOT NULL column with default value NULL.
 Cause: NOT NULL holds for every row at once, and the rows already there have no value. On an empty
-development database the same migration passes, which is how it reaches production. A DEFAULT gets
-it through only if one constant is right for every old row; CURRENT_TIMESTAMP is not a constant
-(SQLite refuses it in ADD COLUMN), and one UPDATE of a big table locks every row until it commits.
+development database the same migration passes, which is how it reaches production. A DEFAULT gets it
+through only if one constant is right for every old row; CURRENT_TIMESTAMP is not a constant (SQLite
+refuses it in ADD COLUMN), and one UPDATE of a big table locks every row until it commits.
 Fix: three revisions, each deployable and reversible on its own. 0003 expand: the column, nullable,
 then a server default for the rows to come. 0004 backfill: UPDATE ... WHERE id BETWEEN, 1000 rows per
 transaction. 0005 contract: SET NOT NULL (on PostgreSQL via a CHECK validated without blocking
-writes). POST /lessons/not-null-column/fixed runs them on the same data: every hero kept, each with
-a created_at.
-Commands: heroes db upgrade 0005 (or 0003, then 0004, then 0005) and heroes db downgrade 0002 run
-them on your database; alembic upgrade 0002:0005 --sql prints their SQL without running anything
-(SQLite's table rebuilds; set DATABASE_URL=postgresql+psycopg://localhost/x to read PostgreSQL's,
-no server needed).
-Data: a scratch database (a SQLite file beside the lab's, or the PostgreSQL schema
-lab_not_null_column_bad or _fixed) migrated to 0002 and filled with ?heroes=N heroes (1000 unless
-said), rebuilt on every request. The reference API's data is never touched.
+writes). POST /lessons/not-null-column/fixed runs them on the same data: every hero kept, each with a
+created_at.
+Commands: heroes db upgrade 0005 (or 0003, then 0004, then 0005) and heroes db downgrade 0002 run them
+on your database; alembic upgrade 0002:0005 --sql prints their SQL without running anything (SQLite's
+table rebuilds; set DATABASE_URL=postgresql+psycopg://localhost/x to read PostgreSQL's, no server
+needed).
+Data: a scratch database (a SQLite file beside the lab's, or a PostgreSQL schema of its own) migrated
+to 0002 and filled with ?heroes=N heroes (1000 unless said), rebuilt on every request. The reference
+API's data is never touched.
 """
 
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from fastapi import APIRouter, Request
+from fastapi import Request
 from sqlalchemy import Engine
 
-from heroes.lab import Call, LessonRoute
+from heroes.lab import Call, Lesson
 from heroes.lessons._migration import DEFAULT_HEROES, SCRATCH_SIZE, Heroes, MigrationReport, scratch, summary
 from heroes.problems import problem_responses
 
-router = APIRouter(
-    prefix="/lessons/not-null-column", tags=["lesson: not-null-column"], route_class=LessonRoute
-)
-ENGINES = ("sqlite", "postgresql")
-SIZE = SCRATCH_SIZE
+lesson = Lesson(__name__, __doc__, size=SCRATCH_SIZE)
+router = lesson.router()
 BEFORE = "0002"  # the revision before the lesson's three
 RESPONSES = problem_responses(422)
 COUNT = "SELECT count(*) FROM hero"
@@ -58,7 +55,7 @@ def one_revision(engine: Engine) -> str:
 @router.post("/bad", response_model=MigrationReport, responses=RESPONSES)
 def bad(request: Request, heroes: Heroes = DEFAULT_HEROES) -> MigrationReport:
     """One revision, ADD COLUMN created_at NOT NULL, on a table that has rows: it fails, nothing changes."""
-    with scratch(request, "not_null_column_bad", BEFORE, heroes) as run:
+    with scratch(request, lesson, "bad", BEFORE, heroes) as run:
         run.step("one revision: ADD COLUMN created_at ... NOT NULL", one_revision)
         return MigrationReport(**run.report())
 
@@ -66,7 +63,7 @@ def bad(request: Request, heroes: Heroes = DEFAULT_HEROES) -> MigrationReport:
 @router.post("/fixed", response_model=MigrationReport, responses=RESPONSES)
 def fixed(request: Request, heroes: Heroes = DEFAULT_HEROES) -> MigrationReport:
     """Three revisions, expand, backfill, contract: every hero kept, each with its created_at."""
-    with scratch(request, "not_null_column_fixed", BEFORE, heroes) as run:
+    with scratch(request, lesson, "fixed", BEFORE, heroes) as run:
 
         def missing() -> str:
             return f"{run.scalar(f'{COUNT} WHERE created_at IS NULL')} heroes without created_at"
@@ -80,6 +77,6 @@ def fixed(request: Request, heroes: Heroes = DEFAULT_HEROES) -> MigrationReport:
 def calls(size: int | None) -> list[Call]:
     params = {"heroes": size} if size else {}
     return [
-        Call("bad", "POST", "/lessons/not-null-column/bad", params, summary=summary),
-        Call("fixed", "POST", "/lessons/not-null-column/fixed", params, summary=summary),
+        Call("bad", "POST", "/bad", params, summary=summary),
+        Call("fixed", "POST", "/fixed", params, summary=summary),
     ]

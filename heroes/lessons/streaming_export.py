@@ -21,33 +21,35 @@ before it (0 for /fixed, 1 for /bad); compare also counts the generator's (1 for
 are neither statements nor in db ms, while COPY's db ms is its whole stream). Peak memory is
 tracemalloc's: Python allocations only, not libpq's or SQLite's buffers;
 heroes.bench.run_export_bench also measures resident memory, one process per run.
-Data: the demo data by default; ?rows=N (up to 1,000,000) builds a scratch database of N heroes (a
-SQLite file beside the lab's, or the PostgreSQL schema lab_export_N). /bad/offset refuses a table of
-more than 100,000 heroes (422): at a million rows its pages would skip 500 million rows.
+Data: the demo data by default; ?rows=N (up to 1,000,000) builds a scratch database of N heroes.
+Bounded on purpose (422): /bad refuses more than 200,000 (it would hold 1.7 GB at a million) and
+/bad/offset more than 100,000 (its pages would skip 500 million rows at a million).
 """
 
 from collections.abc import Iterator
 from itertools import count
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Request, Response
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from heroes import export
 from heroes.export import Format, export_response
-from heroes.lab import Call, Lab, LessonRoute, Size, lab_of
+from heroes.lab import Call, Lab, Lesson, Size, demo_or_scratch, session_on
 from heroes.models import Hero
 from heroes.problems import Problem, problem_responses
 from heroes.seed import seed_bulk
 
-PREFIX = "/lessons/streaming-export"
-router = APIRouter(prefix=PREFIX, tags=["lesson: streaming-export"], route_class=LessonRoute)
-ENGINES = ("sqlite", "postgresql")
-SIZE = Size("rows", "heroes in the lesson's scratch database", maximum=1_000_000, demo=(10_000, 100_000))
+lesson = Lesson(
+    __name__,
+    __doc__,
+    size=Size("rows", "heroes in the lesson's scratch database", 1_000_000, demo=(10_000, 100_000)),
+)
+router = lesson.router()
 HEROES_PER_TEAM = 100
 PAGE = 1_000
 OFFSET_MAX = 100_000
+BAD_MAX = 200_000
 
 
 def seed_rows(engine: Engine, rows: int) -> None:
@@ -59,7 +61,7 @@ def seed_rows(engine: Engine, rows: int) -> None:
 
 
 def scratch(lab: Lab, rows: int) -> Engine:
-    return lab.engine(f"export_{rows}", lambda engine: seed_rows(engine, rows))
+    return lesson.scratch(lab, rows, lambda engine: seed_rows(engine, rows))
 
 
 def prepare(lab: Lab, size: int | None) -> None:
@@ -67,25 +69,28 @@ def prepare(lab: Lab, size: int | None) -> None:
         scratch(lab, size)
 
 
-def lesson_engine(
-    request: Request,
-    rows: Annotated[int | None, Query(ge=1, le=SIZE.maximum, description=SIZE.meaning)] = None,
-) -> Engine:
-    """The demo data, or the scratch database of `rows` heroes."""
-    return request.app.state.engine if rows is None else scratch(lab_of(request), rows)
+LessonEngine = demo_or_scratch(lesson, scratch)  # the demo data, or ?rows=N
 
 
-def lesson_session(engine: Annotated[Engine, Depends(lesson_engine)]) -> Iterator[Session]:
-    with Session(engine) as session:
-        yield session
+LessonSession = session_on(LessonEngine)
 
 
-LessonEngine = Annotated[Engine, Depends(lesson_engine)]
-LessonSession = Annotated[Session, Depends(lesson_session)]
+def too_many(variant: str, heroes: int, maximum: int, why: str) -> Problem:
+    detail = f"/{variant} refuses more than {maximum:,} heroes (this one has {heroes:,}): {why}. Try /fixed."
+    return Problem(422, detail, field="rows", location="query")
+
+
+def bounded(request: Request) -> None:
+    """/bad holds every row at once: above BAD_MAX heroes it refuses before it starts."""
+    rows = request.query_params.get("rows", "")  # LessonEngine answers 422 for what is not a number
+    if rows.isdigit() and (rows := int(rows)) > BAD_MAX:
+        raise too_many("bad", rows, BAD_MAX, f"it would hold {rows * 1700 / 2**30:,.1f} GiB of objects")
+
+
 ROUTE = {"response_class": Response, "responses": {**export.RESPONSES, **problem_responses(422, 500)}}
 
 
-@router.get("/bad", **ROUTE)
+@router.get("/bad", dependencies=[Depends(bounded)], **ROUTE)
 def bad(session: LessonSession, format: export.FormatQuery = "ndjson") -> Response:
     """Every hero loaded at once, then the whole document built in memory: memory grows with the table."""
     heroes = session.exec(select(Hero).order_by(Hero.id)).all()  # every row, as ORM objects, all at once
@@ -112,13 +117,8 @@ def bad_offset(engine: LessonEngine, format: export.FormatQuery = "ndjson") -> R
     with Session(engine) as session:
         heroes = session.scalar(select(func.count()).select_from(Hero))
     if heroes > OFFSET_MAX:
-        raise Problem(
-            422,
-            f"/bad/offset refuses tables of more than {OFFSET_MAX:,} heroes (this one has {heroes:,}): "
-            f"its pages would skip {heroes * heroes // PAGE // 2:,} rows. Try /fixed.",
-            field="rows",
-            location="query",
-        )
+        skipped = heroes**2 // PAGE // 2
+        raise too_many("bad/offset", heroes, OFFSET_MAX, f"its pages would skip {skipped:,} rows")
     return export_response(offset_pages(engine, format), format)
 
 
@@ -141,4 +141,7 @@ def calls(size: int | None) -> list[Call]:
     variants = ["bad", "bad/offset", "fixed", "fixed/copy"]
     if size and size > OFFSET_MAX:
         variants.remove("bad/offset")  # it would refuse (422)
-    return [Call(variant, "GET", f"{PREFIX}/{variant}", params, memory=True) for variant in variants]
+    return [
+        Call(variant, "GET", f"/{variant}", params, memory=not (variant == "bad" and (size or 0) > BAD_MAX))
+        for variant in variants
+    ]

@@ -1,45 +1,42 @@
 """Unique violation: creating a team whose name is taken answers 500, or races past its own check
 
 Symptom: POST /lessons/unique-violation/bad with a name that exists answers 500, its detail the
-driver's own words (SQLite "UNIQUE constraint failed: team.name", PostgreSQL "UniqueViolation ...
-Key (name)=(...) already exists"). POST .../bad/check-then-insert answers a tidy 409 to one client,
-but of 20 clients creating one new name at once, one gets 201, most get 409 and, in most runs, some
-get a 500 because they passed the check and then lost at the constraint.
-Cause: the unique constraint on team.name is what refuses the second row, and it does so at commit
-as an IntegrityError; nothing catches it, and the session stays unusable until it is rolled back.
-A SELECT beforehand does not help, because between a client's check and its INSERT another client
+driver's own words (SQLite "UNIQUE constraint failed: team.name", PostgreSQL "UniqueViolation ... Key
+(name)=(...) already exists"). POST .../bad/check-then-insert answers a tidy 409 to one client, but of
+20 clients creating one new name at once, one gets 201, most get 409 and, in most runs, some get a 500
+because they passed the check and then lost at the constraint.
+Cause: the unique constraint on team.name is what refuses the second row, and it does so at commit as
+an IntegrityError; nothing catches it, and the session stays unusable until it is rolled back. A
+SELECT beforehand does not help, because between a client's check and its INSERT another client
 inserts the name, so several clients pass the check and the constraint still refuses all but one.
-Fix: let the constraint decide, atomically for everyone: INSERT, catch the IntegrityError, roll
-back, and answer 409 naming the field `name` (POST .../fixed; the reference API does the same in
+Fix: let the constraint decide, atomically for everyone: INSERT, catch the IntegrityError, roll back,
+and answer 409 naming the field `name` (POST .../fixed; the reference API does the same in
 heroes/api/teams.py, commit_or_conflict). 20 concurrent creates of one name: one 201, 19 409s.
-Data: the lesson's own scratch database (a SQLite file beside the lab's, or the PostgreSQL schema
-lab_unique_violation) holding the demo teams, so teams created here never appear in GET /teams.
-compare starts it afresh and sends ?size=N (default 20, up to 50) concurrent clients per race.
+Data: the lesson's own scratch database (a SQLite file beside the lab's, or a PostgreSQL schema of its
+own) holding the demo teams, so teams created here never appear in GET /teams. compare starts it
+afresh and sends ?size=N (default 20, up to 50) concurrent clients per race.
 """
 
-from collections.abc import Iterator
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import select
 
-from heroes.lab import Call, Lab, LessonRoute, Size, lab_of
+from heroes.lab import Call, Lab, Lesson, Size, scratch_engine, session_on
 from heroes.models import Team, TeamCreate, TeamPublic
 from heroes.problems import Problem, integrity_kind, problem_responses
 from heroes.seed import seed_demo
 
-PREFIX = "/lessons/unique-violation"
-router = APIRouter(prefix=PREFIX, tags=["lesson: unique-violation"], route_class=LessonRoute)
-ENGINES = ("sqlite", "postgresql")
-SIZE = Size("clients", "concurrent clients creating one name (compare only)", maximum=50, demo=(20, 50))
-DEFAULT_CLIENTS = 20
+lesson = Lesson(
+    __name__,
+    __doc__,
+    size=Size("clients", "concurrent clients creating one name (compare only)", 50, (20, 50), default=20),
+)
+router = lesson.router()
 
 
 def scratch(lab: Lab, fresh: bool = False) -> Engine:
     """The demo teams, in the lesson's own database (built once; again when `fresh`)."""
-    return lab.engine("unique_violation", seed_demo, fresh=fresh)
+    return lesson.scratch(lab, populate=seed_demo, fresh=fresh)
 
 
 def prepare(lab: Lab, size: int | None) -> None:
@@ -47,12 +44,7 @@ def prepare(lab: Lab, size: int | None) -> None:
     scratch(lab, fresh=True)
 
 
-def lesson_session(request: Request) -> Iterator[Session]:
-    with Session(scratch(lab_of(request))) as session:
-        yield session
-
-
-LessonSession = Annotated[Session, Depends(lesson_session)]
+LessonSession = session_on(scratch_engine(scratch))
 
 
 @router.post("/bad", status_code=201, response_model=TeamPublic, responses=problem_responses(400, 422, 500))
@@ -99,20 +91,20 @@ def fixed(team_in: TeamCreate, session: LessonSession) -> Team:
 
 
 def calls(size: int | None) -> list[Call]:
-    clients = size or DEFAULT_CLIENTS
+    clients = size or lesson.size.default
     return [
-        Call("bad", "POST", f"{PREFIX}/bad", json={"name": "Preventers", "headquarters": "Elsewhere"}),
+        Call("bad", "POST", "/bad", json={"name": "Preventers", "headquarters": "Elsewhere"}),
         Call(
             "bad/check-then-insert",
             "POST",
-            f"{PREFIX}/bad/check-then-insert",
+            "/bad/check-then-insert",
             json={"name": "Fantastic Four", "headquarters": "Baxter Building"},
             clients=clients,
         ),
         Call(
             "fixed",
             "POST",
-            f"{PREFIX}/fixed",
+            "/fixed",
             json={"name": "Thunderbolts", "headquarters": "Watchtower"},
             clients=clients,
         ),

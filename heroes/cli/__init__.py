@@ -1,0 +1,12 @@
+"""The `heroes` command (also `python -m heroes`): serve the lab, run lessons, seed data, migrate, bench.
+
+app.py       the Typer app, `serve` and `up` (what `make run` runs), the database options
+lessons.py   `heroes lessons`, `heroes lesson SLUG`
+seed.py      `heroes seed`, `heroes db upgrade | downgrade | current`
+bench.py     `heroes bench SUITE`
+"""
+
+from heroes.cli import bench, lessons, seed  # noqa: F401  (each registers its commands)
+from heroes.cli.app import app
+
+__all__ = ["app"]
