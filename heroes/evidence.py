@@ -28,14 +28,15 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SHAPES_MAX = 40  # distinct statement shapes a log keeps; the rest are counted as "other"
-_PLACEHOLDER = re.compile(r"%\(\w+\)s|%s|\$\d+|(?<![:\w]):\w+|\?")
+_PLACEHOLDER = re.compile(r"(?:%\(\w+\)s|%s|\$\d+|(?<![:\w]):\w+|\?)(?:::\w+(?:\(\d+\))?)?")
 _LITERAL = re.compile(r"'(?:[^']|'')*'")
 
 
 def sql_shape(statement: str) -> str:
     """A statement as text only, its shape: one line, every placeholder a `?`, long lists folded.
 
-    `WHERE ? = hero.team_id` is the same shape for every team, as debug toolbars group "similar" queries.
+    `WHERE ? = hero.team_id` is the same shape for every team, as debug toolbars group "similar" queries
+    (and on both engines: psycopg's `%(param_1)s::INTEGER` is a `?` too).
     Parameters are never part of a statement's text. The private column is named `<private>` (nothing
     the lab shows says its name), and in a statement that touches it, every literal is hidden too.
     """
@@ -155,12 +156,13 @@ def _logs() -> Iterator[QueryLog]:
 
 def echo_statements(engine: Engine) -> Engine:
     """Log every statement `engine` runs, labelled with its request, to stderr (idempotent)."""
-    if not sql_logger.handlers:
+    if not any(getattr(handler, "heroes_echo", False) for handler in sql_logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("SQL %(message)s"))
+        handler.heroes_echo = True
         sql_logger.addHandler(handler)
-        sql_logger.setLevel(logging.INFO)
-        sql_logger.propagate = False
+    sql_logger.setLevel(logging.INFO)
+    sql_logger.propagate = False
     if not event.contains(engine, "before_cursor_execute", _echo):
         event.listen(engine, "before_cursor_execute", _echo)
     return engine
