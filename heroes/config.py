@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=15_000, ge=0, description="PostgreSQL statement_timeout")
     sqlite_busy_timeout_ms: int = Field(default=5_000, ge=0)
     evidence: bool = Field(default=True, description="X-Query-Count and Server-Timing on every response")
-    echo_sql: bool = False
+    echo_sql: bool = Field(default=False, description="log each statement (text only) with its request")
+    workshop_dir: str = Field(default="workshop", description="where `heroes workshop` writes the exercises")
 
     @field_validator("database_url")
     @classmethod

@@ -57,7 +57,7 @@ def test_every_lesson_module_keeps_the_contract(lesson):
     source = Path(module.__file__).read_text()
     assert lesson.slug not in source.replace(lesson.title, "").split('"""', 2)[2]  # the slug is never typed
     lines = len(source.splitlines())
-    assert 60 <= lines <= 150, f"{lesson.slug}: {lines} lines"
+    assert 60 <= lines <= 180, f"{lesson.slug}: {lines} lines"  # 150 of lesson, and its check
 
 
 def test_the_catalogue_lists_every_lesson_with_ready_commands(client):

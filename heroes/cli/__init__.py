@@ -4,9 +4,10 @@ app.py       the Typer app, `serve` and `up` (what `make run` runs), the databas
 lessons.py   `heroes lessons`, `heroes lesson SLUG`
 seed.py      `heroes seed`, `heroes db upgrade | downgrade | current`
 bench.py     `heroes bench SUITE`
+workshop.py  `heroes workshop [SLUG] [--watch | --hint | --reset]`
 """
 
-from heroes.cli import bench, lessons, seed  # noqa: F401  (each registers its commands)
+from heroes.cli import bench, lessons, seed, workshop  # noqa: F401  (each registers its commands)
 from heroes.cli.app import app
 
 __all__ = ["app"]

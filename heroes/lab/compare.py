@@ -16,6 +16,7 @@ import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from http import HTTPStatus
 from urllib.parse import urlencode
 
@@ -124,6 +125,16 @@ async def run_call(app, call: Call) -> VariantResult:
     )
 
 
+def mine(app, lesson: Lesson, size: int | None) -> list[Call]:
+    """The learner's route (workshop mode), beside bad and fixed, when their file exists and loads."""
+    from heroes.lab import workshop
+
+    if not workshop.has_exercise(lesson) or not workshop.path(lesson, workshop.folder(app)).exists():
+        return []
+    bad = next(call for call in lesson.calls(size) if call.variant == "bad")
+    return [replace(bad, variant="mine", path=bad.path.removesuffix("/bad") + "/mine")]
+
+
 def engine_name(app) -> str:
     return "sqlite" if is_sqlite(app.state.engine) else "postgresql"
 
@@ -164,7 +175,7 @@ async def compare(
     # the scratch data first, so no variant's timing includes building it
     await anyio.to_thread.run_sync(lesson.prepare, app.state.lab, size)
     results = []
-    for call in lesson.calls(size):
+    for call in lesson.calls(size) + mine(app, lesson, size):
         say(call.variant)
         results.append(await run_call(app, call))
     return Comparison(

@@ -47,6 +47,10 @@ from heroes.problems import problem_responses
 
 lesson = Lesson(__name__, __doc__, engines=POSTGRESQL, size=SCRATCH_SIZE)
 router = lesson.router()
+NO_EXERCISE = (
+    "its fix is a revision, not a route: the exercise will be to edit one until squawk (the PostgreSQL "
+    "migration linter, coming with the migrations track) is silent and the writer is not blocked"
+)
 HOLD = 0.2  # seconds the batch job keeps its transaction open once the writer has tried
 INSERT = text("INSERT INTO hero (name, secret_name, version) VALUES (:name, 'x', 1)")
 RESPONSES = problem_responses(409, 422)

@@ -26,13 +26,14 @@ from http import HTTPStatus
 from typing import Annotated
 
 from fastapi import Depends, Path, Request, Response
-from sqlalchemy import Connection, Engine, create_engine, delete
+from sqlalchemy import Connection, Engine, create_engine, delete, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from heroes.db import is_sqlite
 from heroes.evidence import instrument
 from heroes.lab import Call, Lab, Lesson, lab_of, scratch_engine, session_on
+from heroes.lab.check import Probe, before_first
 from heroes.models import INT32_MAX, Hero, HeroCreate, HeroPublic, Team
 from heroes.problems import Problem, integrity_kind, problem_responses
 from heroes.seed import seed_demo
@@ -141,3 +142,28 @@ def calls(size: int | None) -> list[Call]:
         Call("fixed", "POST", "/fixed", json=ORPHAN),
         Call("bad/delete-team", "DELETE", "/bad/teams/1"),
     ]
+
+
+def orphans_in(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(text("SELECT count(*) FROM hero WHERE team_id NOT IN (SELECT id FROM team)"))
+
+
+async def check(probe: Probe) -> None:
+    """No team: 422 naming team_id, nothing stored; a team: 201; a team deleted meanwhile: 422, no orphan."""
+    engine = scratch(probe.lab, fresh=True)
+    missing = await probe.call(json={**ORPHAN, "team_id": 1234})
+    named = missing.status == 422 and missing.field() == "team_id"
+    probe.expect("a team that does not exist: 422 naming team_id", named, missing.outcome)
+    probe.expect("no orphan stored", orphans_in(engine) == 0, f"orphans: {orphans_in(engine)}")
+    joined = await probe.call(json={**ORPHAN, "team_id": 2})
+    probe.expect("a team that exists: 201", joined.status == 201, joined.outcome)
+    with engine.begin() as db:
+        doomed = db.execute(insert(Team).values(name="Doomed", headquarters="-")).inserted_primary_key[0]
+    with before_first(
+        engine, "INSERT INTO hero", lambda db: db.execute(delete(Team).where(Team.id == doomed))
+    ):
+        gone = await probe.call(json={**ORPHAN, "name": "Too Late", "team_id": doomed})
+    named = gone.status == 422 and gone.field() == "team_id"
+    probe.expect("a team deleted before the INSERT: 422 naming team_id", named, gone.outcome)
+    probe.expect("still no orphan", orphans_in(engine) == 0, f"orphans: {orphans_in(engine)}")

@@ -16,9 +16,10 @@ reference API's data is never touched.
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import joinedload, raiseload, selectinload
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from heroes.lab import Call, Lab, Lesson, Size, demo_or_scratch, session_on
+from heroes.lab.check import Probe
 from heroes.models import Hero, HeroPublicWithTeam, Team, TeamPublicWithHeroes
 from heroes.problems import problem_responses
 from heroes.seed import seed_bulk
@@ -82,3 +83,20 @@ def calls(size: int | None) -> list[Call]:
         Call("fixed", "GET", "/fixed", params),
         Call("fixed/joinedload", "GET", "/fixed/joinedload", params),
     ]
+
+
+def teams_with_heroes(engine: Engine) -> list[dict]:
+    """What the route must answer, read straight from the database."""
+    with Session(engine) as session:
+        teams = session.exec(select(Team).options(selectinload(Team.heroes)).order_by(Team.id)).all()
+        return [TeamPublicWithHeroes.model_validate(team).model_dump(mode="json") for team in teams]
+
+
+async def check(probe: Probe) -> None:
+    """Right answer, and a number of statements that does not grow with the teams (10, then 23 unseen)."""
+    for teams in (10, 23):
+        answer = await probe.call(params={"teams": teams})
+        right = answer.status == 200 and answer.json == teams_with_heroes(scratch(probe.lab, teams))
+        probe.expect(f"the {teams} teams with their heroes", right, answer.outcome)
+        evidence = f"statements: {answer.statements}, the fixed route needs at most 3"
+        probe.expect(f"statements at {teams} teams", answer.statements <= 3, evidence)

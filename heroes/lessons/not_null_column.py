@@ -34,6 +34,10 @@ from heroes.problems import problem_responses
 
 lesson = Lesson(__name__, __doc__, size=SCRATCH_SIZE)
 router = lesson.router()
+NO_EXERCISE = (
+    "its fix is a revision, not a route: the exercise will be to edit one until squawk (the PostgreSQL "
+    "migration linter, coming with the migrations track) is silent and the writer is not blocked"
+)
 BEFORE = "0002"  # the revision before the lesson's three
 RESPONSES = problem_responses(422)
 COUNT = "SELECT count(*) FROM hero"

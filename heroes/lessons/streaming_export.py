@@ -27,6 +27,7 @@ Bounded on purpose (422): /bad refuses more than 200,000 (it would hold 1.7 GB a
 """
 
 from collections.abc import Iterator
+from hashlib import sha256
 from itertools import count
 
 from fastapi import Depends, Request, Response
@@ -36,6 +37,7 @@ from sqlmodel import Session, select
 from heroes import export
 from heroes.export import Format, export_response
 from heroes.lab import Call, Lab, Lesson, Size, demo_or_scratch, session_on
+from heroes.lab.check import Probe
 from heroes.models import Hero
 from heroes.problems import Problem, problem_responses
 from heroes.seed import seed_bulk
@@ -145,3 +147,22 @@ def calls(size: int | None) -> list[Call]:
         Call(variant, "GET", f"/{variant}", params, memory=not (variant == "bad" and (size or 0) > BAD_MAX))
         for variant in variants
     ]
+
+
+async def check(probe: Probe) -> None:
+    """Every hero once, byte for byte, with memory that does not grow: 2,000 and 20,000 rows, 3,000 as CSV."""
+    peaks = {}
+    for rows, format in ((2_000, "ndjson"), (20_000, "ndjson"), (3_000, "csv")):  # the CSV run: unseen
+        answer = await probe.call(params={"rows": rows, "format": format}, memory=True)
+        with scratch(probe.lab, rows).connect() as connection:
+            right = export.header(format) + export.encode(connection.execute(export.PUBLIC_ROWS), format)
+        same = answer.status == 200 and answer.sha256 == sha256(right).hexdigest()
+        probe.expect(
+            f"{rows:,} heroes as {format}, byte for byte",
+            same,
+            f"{answer.outcome}, {answer.body_bytes:,} bytes",
+        )
+        peaks[rows] = answer.peak_bytes / 2**20
+    flat = peaks[20_000] < 4 and peaks[20_000] - peaks[2_000] < 1
+    evidence = f"peak {peaks[2_000]:.1f} MiB at 2,000 rows, {peaks[20_000]:.1f} at 20,000 (fixed: < 4, +< 1)"
+    probe.expect("memory stays flat", flat, evidence)

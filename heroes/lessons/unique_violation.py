@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from heroes.lab import Call, Lab, Lesson, Size, scratch_engine, session_on
+from heroes.lab.check import Probe, all_reach
 from heroes.models import Team, TeamCreate, TeamPublic
 from heroes.problems import Problem, integrity_kind, problem_responses
 from heroes.seed import seed_demo
@@ -109,3 +110,18 @@ def calls(size: int | None) -> list[Call]:
             clients=clients,
         ),
     ]
+
+
+async def check(probe: Probe) -> None:
+    """A taken name: 409 naming `name`; a new one: 201; 20 clients racing for one name: one 201, 19 409s."""
+    engine = scratch(probe.lab, fresh=True)
+    taken = await probe.call(json={"name": "Preventers", "headquarters": "Elsewhere"})
+    probe.expect(
+        "a taken name answers 409 naming name", taken.status == 409 and taken.field() == "name", taken.outcome
+    )
+    new = await probe.call(json={"name": "Sinister Six", "headquarters": "Ravencroft"})
+    probe.expect("a new name answers 201", new.status == 201, new.outcome)
+    with all_reach(engine, "INSERT INTO team", 20):  # every client does what it does first, then all insert
+        statuses = await probe.race(20, json={"name": "Masters of Evil", "headquarters": "Hidden"})
+    seen = ", ".join(f"{n}x {status}" for status, n in sorted(statuses.items()))
+    probe.expect("20 clients, one new name: one 201, 19 409s", statuses == {201: 1, 409: 19}, seen)
