@@ -12,27 +12,62 @@ from typer.testing import CliRunner
 from heroes.cli import app as cli
 from heroes.config import get_settings
 from heroes.lab import SECTIONS, safe_message
-from heroes.lessons import LESSONS
+from heroes.lessons import LESSONS, TRACKS
 from heroes.main import create_app
 from heroes.seed import count_rows, seed_bulk
 
 from support import assert_problem
 
 SLUGS = [lesson.slug for lesson in LESSONS]
-CURRICULUM_ORDER = [
+CURRICULUM = [
     "n-plus-one",
     "detached-instance",
     "unique-violation",
     "foreign-key",
     "streaming-export",
+    "load-only",
+    "missing-index",
+    "sql-injection",
+    "connection-leak",
+    "stale-connection",
+    "stale-data",
+    "pending-rollback",
+    "already-attached",
+    "shared-session",
+    "engine-per-request",
+    "background-task-session",
+    "commit-in-loop",
+    "lost-update",
+    "deadlock",
+    "isolation-level",
+    "upsert",
+    "transaction-boundary",
+    "database-is-locked",
     "not-null-column",
     "concurrent-index",
     "drop-column",
-]
+    "add-foreign-key",
+    "lock-queue",
+    "rename-column",
+    "change-column-type",
+    "add-unique-constraint",
+    "autogenerate-blind-spots",
+    "blocking-event-loop",
+    "missing-await",
+    "async-lazy-load",
+    "cascade-delete",
+    "soft-delete",
+    "table-model-validation",
+    "relationship-response",
+    "column-defaults",
+    "partial-update",
+]  # ../shared/CURRICULUM.md, lessons 1 to 41
 
 
 def test_the_lessons_are_in_curriculum_order():
-    assert SLUGS == CURRICULUM_ORDER
+    assert len(CURRICULUM) == 41 and set(SLUGS) <= set(CURRICULUM)
+    assert sorted(SLUGS, key=CURRICULUM.index) == SLUGS
+    assert list(LESSONS) == [lesson for track in TRACKS.values() for lesson in track]
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=SLUGS)

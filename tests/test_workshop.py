@@ -15,6 +15,7 @@ from heroes.lab import workshop
 from heroes.lab.check import run_check
 from heroes.lessons import LESSONS
 from heroes.lessons.n_plus_one import scratch, teams_with_heroes
+from heroes.problems import Problem
 
 EXERCISES = [lesson for lesson in LESSONS if workshop.has_exercise(lesson)]
 
@@ -38,18 +39,17 @@ def test_every_lesson_has_an_exercise_or_says_why_not():
     for lesson in LESSONS:
         if not workshop.has_exercise(lesson):
             assert len(lesson.module.NO_EXERCISE) > 20, lesson.slug
-    assert [lesson.slug for lesson in EXERCISES] == [
-        "n-plus-one",
-        "detached-instance",
-        "unique-violation",
-        "foreign-key",
-        "streaming-export",
-    ]
+    first = ["n-plus-one", "detached-instance", "unique-violation", "foreign-key", "streaming-export"]
+    assert [lesson.slug for lesson in EXERCISES][:5] == first
 
 
 @pytest.mark.parametrize("lesson", EXERCISES, ids=[lesson.slug for lesson in EXERCISES])
-def test_author_check_the_start_fails_and_fixed_passes(app, seeded, where, lesson):
+def test_author_check_the_start_fails_and_fixed_passes(app, seeded, where, lesson, engine_name):
     """rustlings' `dev check`: the exercise is not solved as given, and the lesson's fix solves it."""
+    if engine_name not in lesson.engines:  # a PostgreSQL lesson on SQLite: the check says how, never runs
+        with pytest.raises(Problem, match="--postgres"):
+            check(app, lesson, "fixed")
+        return
     fixed = check(app, lesson, "fixed")
     assert fixed.passed, failed(fixed)
     workshop.write_start(lesson, where)
@@ -67,12 +67,19 @@ def edit(where: Path, slug: str, old: str, new: str) -> None:
     file.write_text(source.replace(old, new))
 
 
+def solve_n_plus_one(where: Path) -> None:
+    """What a learner types: selectinload in the query, and its import."""
+    eager = "select(Team).options(selectinload(Team.heroes)).order_by"
+    edit(where, "n-plus-one", "select(Team).order_by", eager)
+    imports = "from sqlalchemy.orm import selectinload\nfrom sqlmodel import select"
+    edit(where, "n-plus-one", "from sqlmodel import select", imports)
+
+
 def test_a_learner_fix_of_n_plus_one_passes_every_criterion(app, seeded, where):
     lesson = next(lesson for lesson in EXERCISES if lesson.slug == "n-plus-one")
     workshop.write_start(lesson, where)
     assert not check(app, lesson, "mine").passed
-    edit(where, "n-plus-one", "select(Team).order_by", "select(Team).options(selectinload(Team.heroes)).order_by")
-    edit(where, "n-plus-one", "from sqlmodel import select", "from sqlalchemy.orm import selectinload\nfrom sqlmodel import select")
+    solve_n_plus_one(where)
     result = check(app, lesson, "mine")
     assert result.passed, failed(result)
     assert [c.evidence for c in result.criteria if c.name.startswith("statements")] == [
@@ -113,8 +120,7 @@ def test_a_running_server_picks_the_file_up_when_it_changes(app, seeded, where):
         workshop.write_start(lesson, where)
         first = client.get("/lessons/n-plus-one/mine", params={"teams": 5})
         assert (first.status_code, first.headers["x-query-count"]) == (200, "6")  # the bad route: 1 + N
-        edit(where, "n-plus-one", "select(Team).order_by", "select(Team).options(selectinload(Team.heroes)).order_by")
-        edit(where, "n-plus-one", "from sqlmodel import select", "from sqlalchemy.orm import selectinload\nfrom sqlmodel import select")
+        solve_n_plus_one(where)
         second = client.get("/lessons/n-plus-one/mine", params={"teams": 5})
         assert (second.status_code, second.headers["x-query-count"]) == (200, "2")
         assert second.json() == first.json()
@@ -143,8 +149,7 @@ def test_heroes_workshop_from_the_starting_file_to_pass(database_url, tmp_path, 
         hint = runner.invoke(cli, ["workshop", "n-plus-one", "--hint"], terminal_width=100)
         assert hint.exit_code == 0 and "Symptom" in hint.output
         where = tmp_path / "workshop"
-        edit(where, "n-plus-one", "select(Team).order_by", "select(Team).options(selectinload(Team.heroes)).order_by")
-        edit(where, "n-plus-one", "from sqlmodel import select", "from sqlalchemy.orm import selectinload\nfrom sqlmodel import select")
+        solve_n_plus_one(where)
         passed = runner.invoke(cli, ["workshop", "n-plus-one"], terminal_width=100)
         assert passed.exit_code == 0, passed.output
         assert "passed" in passed.output
