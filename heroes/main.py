@@ -13,6 +13,7 @@ from heroes.db import create_db_engine
 from heroes.evidence import EvidenceMiddleware
 from heroes.lab import Lab, Lesson
 from heroes.lab.catalogue import document_examples
+from heroes.lab.pages import install as install_pages
 from heroes.lessons import LESSONS
 from heroes.problems import UnhandledErrorMiddleware, install_problem_handlers, problems_as_problem_json
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.include_router(router)
     for lesson in LESSONS:
         app.include_router(lesson.router())
+    install_pages(app)  # /lab: a page per lesson, for a room
 
     @app.get("/", include_in_schema=False)
     def index() -> dict[str, str]:
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             "heroes": "/heroes",
             "health": "/health/ready",
             "lessons": "/lessons",
+            "lab": "/lab",
         }
 
     return app
