@@ -5,6 +5,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from heroes import __version__
 from heroes.api import health, heroes, lessons, teams
@@ -49,6 +51,33 @@ def lesson_tag(lesson: Lesson) -> dict[str, str]:
     return {"name": lesson.tag, "description": f"**{lesson.title}** ({engines})\n\n{text}"}
 
 
+class TrailingSlashMiddleware:
+    """`POST /heroes/` is served as `POST /heroes`, as the SQLModel tutorial's clients send it.
+
+    Starlette would answer an empty 307 pointing at the path without the slash, which curl (without
+    -L) and httpx do not follow: the client sees neither its hero nor an error. Only a path that no
+    route takes as it is, and that one takes without its last slash, is rewritten.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path != "/" and path.endswith("/"):
+            routes = scope["app"].router.routes
+            stripped = {
+                **scope,
+                "path": path[:-1],
+                "raw_path": scope.get("raw_path", b"/").removesuffix(b"/"),
+            }
+            if not any(route.matches(scope)[0] != Match.NONE for route in routes) and any(
+                route.matches(stripped)[0] != Match.NONE for route in routes
+            ):
+                scope = stripped
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """Build the lab. `engine` lets tests (and lessons) hand in their own; otherwise DATABASE_URL."""
     settings = settings or get_settings()
@@ -78,6 +107,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(UnhandledErrorMiddleware)  # added first, so it runs inside the evidence middleware
     if settings.evidence:
         app.add_middleware(EvidenceMiddleware)
+    app.add_middleware(TrailingSlashMiddleware)  # outermost: every layer sees the path the route serves
     for router in (teams.router, heroes.router, health.router, lessons.router):
         app.include_router(router)
     for lesson in LESSONS:

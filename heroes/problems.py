@@ -1,6 +1,7 @@
 """Every error is `application/problem+json` (RFC 9457): one mapping from exceptions to answers.
 
     validation            422  with `errors`: one entry per field, never echoing the input
+    a body that is not JSON  415  naming the Content-Type it came with (curl -d sends a form's)
     not found             404
     unique violation      409  naming the field
     foreign key           409/422 naming the field
@@ -17,7 +18,7 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
@@ -182,7 +183,51 @@ def _field_name(loc: tuple[Any, ...]) -> tuple[str, str]:
     return (".".join(rest) if rest else location), location
 
 
+def takes_json(request: Request) -> bool:
+    """The matched route reads a JSON body (a body model, not a form)."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    return body is not None and not isinstance(body.field_info, params.Form)
+
+
+def is_json(content_type: str | None) -> bool:
+    """`application/json` or any `application/*+json`, parameters (charset) aside: what FastAPI parses."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def unsupported_media_type_detail(content_type: str | None) -> str:
+    sent = f"`{content_type}`" if content_type else "none"
+    if (content_type or "").startswith("application/x-www-form-urlencoded"):
+        sent += " (what curl -d sends unless told otherwise)"
+    ask = "This route takes a JSON body: send it with `Content-Type: application/json`"
+    return f"{ask}; this request sent {sent}."
+
+
+def unsupported_media_type(request: Request) -> JSONResponse | None:
+    """A body in another media type than JSON, on a route that takes JSON: 415, not a puzzling 422.
+
+    FastAPI hands such a body to validation as raw bytes ("Input should be a valid dictionary").
+    """
+    content_type = request.headers.get("content-type")
+    sent_a_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    if not sent_a_body or is_json(content_type) or not takes_json(request):
+        return None
+    detail = unsupported_media_type_detail(content_type)
+    accept = {"PATCH": "Accept-Patch", "POST": "Accept-Post"}.get(request.method)  # RFC 5789, W3C LDP
+    return problem_response(
+        request,
+        415,
+        detail,
+        errors=[field_error("Content-Type", "header", detail, "unsupported_media_type")],
+        headers={accept: "application/json"} if accept else None,
+    )
+
+
 async def validation_exception_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    if (response := unsupported_media_type(request)) is not None:
+        return response
     errors = []
     for error in exc.errors():  # `input` and `ctx` are dropped on purpose: they may hold a secret
         loc = tuple(error.get("loc", ()))
