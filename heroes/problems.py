@@ -30,6 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger("heroes")
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_SCHEMA = "#/components/schemas/ProblemDetails"
+GENERIC_500 = "Something went wrong on our side; it has been logged."
+UNAVAILABLE = "The database is unavailable or did not answer in time; try again shortly."
 RETRY_AFTER_SECONDS = "2"
 
 
@@ -70,14 +73,14 @@ class FieldError(BaseModel):
 
 
 class ProblemDetails(BaseModel):
-    """An error, as RFC 9457 application/problem+json."""
+    """An error, as RFC 9457 application/problem+json (each route's errors carry their own examples)."""
 
-    type: str = "about:blank"
-    title: str = Field(examples=["Unprocessable Entity"])
-    status: int = Field(examples=[422])
-    detail: str = Field(examples=["Invalid request. name (body): String should have at most 100 characters"])
-    instance: str | None = Field(default=None, examples=["/teams"])
-    errors: list[FieldError] | None = None
+    type: str = Field(default="about:blank", description="about:blank, or the lesson whose pitfall this is")
+    title: str = Field(description="The HTTP status phrase, or the exception a lesson's bad route let escape")
+    status: int
+    detail: str = Field(description="What went wrong, for a human")
+    instance: str | None = Field(default=None, description="The path that answered")
+    errors: list[FieldError] | None = Field(default=None, description="Bad input: one entry per field")
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -95,6 +98,105 @@ def problems_as_problem_json(schema: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content", {})
                 if status[0] in "45" and "application/json" in content:
                     content[PROBLEM_JSON] = content.pop("application/json")
+    return schema
+
+
+# ---- examples, for the OpenAPI schema: each documented error shows what its route answers --------------
+
+
+def problem_example(
+    status: int,
+    instance: str,
+    detail: str,
+    *,
+    type: str = "about:blank",
+    title: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A problem body as `problem_response` writes it, for /docs."""
+    example = {"type": type, "title": title or HTTPStatus(status).phrase, "status": status, "detail": detail}
+    example["instance"] = instance
+    return example | ({"errors": errors} if errors else {}) | (extra or {})
+
+
+def _refused(schema: dict[str, Any]) -> tuple[str, str] | None:
+    """(message, type) pydantic gives for a value out of this schema's bounds, if it has bounds."""
+    for option in schema.get("anyOf", [schema]):
+        if "maximum" in option:
+            return f"Input should be less than or equal to {option['maximum']}", "less_than_equal"
+        if "maxLength" in option:
+            return f"String should have at most {option['maxLength']} characters", "string_too_long"
+        if "enum" in option:
+            choices = [repr(choice) for choice in option["enum"]]
+            listed = " or ".join(filter(None, [", ".join(choices[:-1]), choices[-1]]))
+            return f"Input should be {listed}", "literal_error"
+    return None
+
+
+def invalid_input(operation: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any] | None:
+    """A field error this operation gives: a path or query parameter out of bounds, else a body field."""
+    candidates = [
+        (parameter["name"], parameter["in"], parameter.get("schema", {}))
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] in ("path", "query")
+    ]
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    body = schemas.get(body.get("$ref", "").rsplit("/", 1)[-1], body)
+    fields = body.get("properties", {})
+    candidates += [(name, "body", field) for name, field in fields.items() if name != "secret_name"]
+    for name, location, schema in candidates:
+        if refused := _refused(schema):
+            return field_error(name, location, *refused)
+    required = [name for name in body.get("required", []) if name != "secret_name"]
+    return field_error(required[0], "body", "Field required", "missing") if required else None
+
+
+def generic_example(method: str, path: str, status: int, operation: dict, schemas: dict) -> dict[str, Any]:
+    """What the handlers of this module answer with `status` on this route, when the route says no more."""
+    detail, errors = HTTPStatus(status).description + ".", None
+    if status == 400:
+        detail = "There was an error parsing the body"  # FastAPI's words, e.g. for a body that is not UTF-8
+    elif status == 404:
+        ids = [
+            p for p in operation.get("parameters", []) if p["name"].endswith("_id") and p["in"] != "header"
+        ]
+        detail = (
+            f"No {ids[0]['name'].removesuffix('_id')} with id 99." if ids else f"Nothing at {method} {path}."
+        )
+        if ids and ids[0]["in"] == "query":
+            errors = [field_error(ids[0]["name"], "query", detail, "invalid")]
+    elif status == 415:
+        detail = unsupported_media_type_detail("application/x-www-form-urlencoded")
+        errors = [field_error("Content-Type", "header", detail, "unsupported_media_type")]
+    elif status == 422 and (error := invalid_input(operation, schemas)) is not None:
+        detail, errors = (
+            f"Invalid request. {error['field']} ({error['location']}): {error['message']}",
+            [error],
+        )
+    elif status == 500:
+        detail = GENERIC_500
+    elif status == 503:
+        detail = UNAVAILABLE
+    return problem_example(status, path, detail, errors=errors)
+
+
+def document_problems(schema: dict[str, Any], example=generic_example) -> dict[str, Any]:
+    """Every operation that takes a JSON body documents 415; every documented error gets its own example.
+
+    `example(method, path, status, operation, schemas)` writes it (generic_example by default).
+    """
+    schemas = schema.get("components", {}).get("schemas", {})
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.get("responses", {})
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                responses.setdefault("415", {"description": HTTPStatus(415).phrase, "content": {}})
+                responses["415"]["content"][PROBLEM_JSON] = {"schema": {"$ref": PROBLEM_SCHEMA}}
+            for status, response in responses.items():
+                content = response.get("content", {}).get(PROBLEM_JSON)
+                if status[0] in "45" and content is not None:
+                    content["example"] = example(method.upper(), path, int(status), operation, schemas)
     return schema
 
 
@@ -315,14 +417,13 @@ async def database_error_handler(request: Request, exc: sa_exc.DBAPIError) -> JS
         return problem_response(request, 503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
     if _unavailable(exc):
         logger.warning("database unavailable: %s", type(exc.orig).__name__)
-        detail = "The database is unavailable or did not answer in time; try again shortly."
-        return problem_response(request, 503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
+        return problem_response(request, 503, UNAVAILABLE, headers={"Retry-After": RETRY_AFTER_SECONDS})
     return await unhandled_exception_handler(request, exc)
 
 
 async def unhandled_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
-    return problem_response(request, 500, "Something went wrong on our side; it has been logged.")
+    return problem_response(request, 500, GENERIC_500)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -42,6 +42,10 @@ FLAGS = [
     "--disable-sync",
     "--remote-debugging-port=0",
     "--window-size=1024,768",
+    # nothing but loopback, even if a page asked: other hosts go to a proxy that is not there (port 9 is
+    # closed), names do not resolve; the test still sees the attempt (Network.requestWillBeSent)
+    "--proxy-server=127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 VIEWPORT = (1024, 768)  # a projector
 WAIT = 60  # seconds: the longest the browser tests wait for anything

@@ -30,10 +30,10 @@ to 15).
 
 from typing import Annotated
 
-from fastapi import Body, Query, Request
+from fastapi import Query, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import joinedload
-from sqlmodel import Session
+from sqlmodel import Field, Session, SQLModel
 
 from heroes.db import EngineDep, SessionDep
 from heroes.lab import Call, Lab, Lesson, lab_of, scratch_engine, session_on
@@ -45,7 +45,14 @@ lesson = Lesson(__name__, __doc__)
 router = lesson.router()
 
 HeroId = Annotated[int, Query(ge=1, le=INT32_MAX, description="A hero's id (1 to 2147483647).")]
-NewName = Annotated[Text, Body(embed=True, min_length=1, max_length=NAME_MAX, description="The new name.")]
+
+
+class Rename(SQLModel):
+    """The PATCH routes' body."""
+
+    name: Text = Field(min_length=1, max_length=NAME_MAX, description="The new name.")
+
+
 FAILS = problem_responses(400, 404, 422, 500)  # a 500 is the bad routes' documented symptom
 RESPONSES = problem_responses(400, 404, 422)  # 400: a PATCH body that is not JSON
 
@@ -91,30 +98,30 @@ def fixed(session: SessionDep, hero_id: HeroId = 1) -> HeroPublicWithTeam:
 
 
 @router.patch("/bad/expired", response_model=HeroPublicWithTeam, responses=FAILS)
-def bad_expired(request: Request, name: NewName, hero_id: HeroId = 1) -> HeroPublicWithTeam:
+def bad_expired(request: Request, rename: Rename, hero_id: HeroId = 1) -> HeroPublicWithTeam:
     """Rename a hero in a session of its own, then read it: committed, and yet a 500."""
     with Session(scratch(lab_of(request))) as session:
         hero = hero_or_404(session, hero_id, joinedload(Hero.team))
-        hero.name = name
+        hero.name = rename.name
         session.commit()  # expires every attribute, the team's too: the next read must reload
     return public(hero)
 
 
 @router.patch("/fixed/expire-on-commit", response_model=HeroPublicWithTeam, responses=RESPONSES)
-def fixed_expire_on_commit(request: Request, name: NewName, hero_id: HeroId = 1) -> HeroPublicWithTeam:
+def fixed_expire_on_commit(request: Request, rename: Rename, hero_id: HeroId = 1) -> HeroPublicWithTeam:
     """Rename a hero in a session that keeps its objects loaded after commit: 2 statements."""
     with Session(scratch(lab_of(request)), expire_on_commit=False) as session:  # commit expires nothing
         hero = hero_or_404(session, hero_id, joinedload(Hero.team))
-        hero.name = name
+        hero.name = rename.name
         session.commit()
     return public(hero)
 
 
 @router.patch("/fixed/in-session", response_model=HeroPublicWithTeam, responses=RESPONSES)
-def fixed_in_session(session: ScratchSession, name: NewName, hero_id: HeroId = 1) -> HeroPublicWithTeam:
+def fixed_in_session(session: ScratchSession, rename: Rename, hero_id: HeroId = 1) -> HeroPublicWithTeam:
     """Rename a hero in the request's session and answer before it closes: 3 statements."""
     hero = hero_or_404(session, hero_id, joinedload(Hero.team))
-    hero.name = name
+    hero.name = rename.name
     session.commit()
     return public(hero)  # the session is still open: the expired hero and team reload in 1 SELECT
 
