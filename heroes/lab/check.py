@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -29,10 +28,9 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Engine, event
 
-from heroes.evidence import request_log
+from heroes.evidence import peak_memory, request_log
 from heroes.lab.asgi import serve
 from heroes.lab.compare import check as refuse
-from heroes.lab.compare import give_memory_back
 from heroes.lab.lesson import Lesson
 
 
@@ -117,18 +115,10 @@ class Probe:
                 self.app, self.method, self.path, params=params, json=json, on_chunk=digest.update
             )
         peak = None
-        if memory:
-            give_memory_back()
-            tracing = tracemalloc.is_tracing()
-            if not tracing:
-                tracemalloc.start()
-            tracemalloc.reset_peak()
-            baseline = tracemalloc.get_traced_memory()[0]
-            await serve(self.app, self.method, self.path, params=params, json=json, keep=0)
-            peak = tracemalloc.get_traced_memory()[1] - baseline
-            if not tracing:
-                tracemalloc.stop()
-            give_memory_back()
+        if memory:  # a second run, traced
+            with peak_memory() as traced:
+                await serve(self.app, self.method, self.path, params=params, json=json, keep=0)
+            peak = traced.bytes
         return Answer(
             status=response.status,
             json=response.json(),

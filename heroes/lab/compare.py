@@ -9,11 +9,7 @@ second run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
-import gc
 import time
-import tracemalloc
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,7 +20,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from heroes.db import is_sqlite
-from heroes.evidence import request_log
+from heroes.evidence import peak_memory, request_log
 from heroes.lab.asgi import InProcessResponse, serve
 from heroes.lab.lesson import Call, Lesson
 from heroes.lab.routes import POSTGRES_HINT
@@ -82,13 +78,6 @@ async def _serve_all(app, call: Call) -> list[InProcessResponse]:
     return await asyncio.gather(*(serve(app, call.method, call.path, **one) for _ in range(call.clients)))
 
 
-def give_memory_back() -> None:
-    """After a memory-heavy variant: collect, and ask glibc to return its free heap to the system."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: the next request reuses it instead
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 async def run_call(app, call: Call) -> VariantResult:
     """Serve `call` (its `clients` copies at once), recording every statement it causes on any engine."""
     started = time.perf_counter()
@@ -97,17 +86,9 @@ async def run_call(app, call: Call) -> VariantResult:
     wall = time.perf_counter() - started
     peak = None
     if call.memory:  # a second run, traced: tracemalloc slows Python down, so it is not timed
-        give_memory_back()
-        tracing = tracemalloc.is_tracing()
-        if not tracing:
-            tracemalloc.start()
-        tracemalloc.reset_peak()
-        baseline = tracemalloc.get_traced_memory()[0]
-        await _serve_all(app, call)
-        peak = tracemalloc.get_traced_memory()[1] - baseline
-        if not tracing:
-            tracemalloc.stop()
-        give_memory_back()
+        with peak_memory() as traced:
+            await _serve_all(app, call)
+        peak = traced.bytes
     query = f"?{urlencode(call.params)}" if call.params else ""
     return VariantResult(
         variant=call.variant,
