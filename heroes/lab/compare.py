@@ -60,6 +60,8 @@ class Comparison(BaseModel):
 
 
 def _outcome(call: Call, responses: list[InProcessResponse]) -> str:
+    if call.summary_all is not None:
+        return call.summary_all([(r.status, r.json()) for r in responses])
     if len(responses) > 1:
         counts = Counter(r.status for r in responses)
         return ", ".join(f"{n}× {status}" for status, n in sorted(counts.items()))
@@ -75,6 +77,8 @@ def _outcome(call: Call, responses: list[InProcessResponse]) -> str:
 
 async def _serve_all(app, call: Call) -> list[InProcessResponse]:
     one = {"params": call.params, "json": call.json}
+    if call.sequential:
+        return [await serve(app, call.method, call.path, **one) for _ in range(call.clients)]
     return await asyncio.gather(*(serve(app, call.method, call.path, **one) for _ in range(call.clients)))
 
 

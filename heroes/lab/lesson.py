@@ -61,6 +61,8 @@ class Call:
     clients: int = 1  # > 1: that many identical requests at once (a race)
     memory: bool = False  # also measure peak memory (a second, traced run)
     summary: Callable[[int, Any], str] | None = None  # (status, body) -> one line for the outcome
+    summary_all: Callable[[list[tuple[int, Any]]], str] | None = None  # every client's (status, body) -> it
+    sequential: bool = False  # clients > 1: one after another (a pool's reuse), not at once
 
 
 def parse(doc: str, where: str) -> tuple[str, dict[str, str]]:
