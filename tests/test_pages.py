@@ -88,8 +88,11 @@ def test_lesson_page_shows_its_text_and_the_code_that_runs(client, engine_name: 
     page = response.text
     text = text_of(page)
     assert lesson.title in text
+    order = ["Symptom", "Cause", "Fix"] + ["Myth"] * bool(lesson.myth)
+    order += [name for name in lesson.text if name not in order]  # Data, Evidence, Commands...
+    text_section = page.split('<section class="text">')[1].split("</section>")[0]
+    assert re.findall(r"<h2>(\w+)</h2>", text_section) == order
     for name in ("Symptom", "Cause", "Fix"):
-        assert f"<h2>{name}</h2>" in page
         assert (
             " ".join(lesson.text[name].replace("secret_name", "<private>").replace("`", "").split()[:10])
             in text
@@ -120,6 +123,16 @@ def test_the_bad_and_fixed_lines_that_differ_are_marked(client) -> None:
     assert "team.heroes: one SELECT per team" in lazy  # bad's comment carries the pitfall
     assert "options(selectinload(Team.heroes))" in eager
     assert not any('"""' in line for line in marked)  # docstrings differ always: never marked
+
+
+@pytest.mark.sqlite_only(reason="the page's text does not depend on the engine")
+def test_a_myth_follows_the_fix(client, monkeypatch: pytest.MonkeyPatch) -> None:
+    lesson = BY_SLUG["n-plus-one"]
+    monkeypatch.setitem(lesson.text, "Myth", "`lazy='joined'` on the model fixes it.")  # last in the dict
+    page = client.get("/lab/n-plus-one").text
+    text_section = page.split('<section class="text">')[1].split("</section>")[0]
+    assert re.findall(r"<h2>(\w+)</h2>", text_section) == ["Symptom", "Cause", "Fix", "Myth", "Data"]
+    assert '<div class="section myth"><h2>Myth</h2><p><code>lazy=&#39;joined&#39;</code> on the model' in page
 
 
 def test_lesson_page_states_the_size_knob(client) -> None:
