@@ -7,6 +7,7 @@ from heroes.lessons import (
     detached_instance,
     drop_column,
     foreign_key,
+    load_only,
     n_plus_one,
     not_null_column,
     streaming_export,
@@ -20,6 +21,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         unique_violation.lesson,
         foreign_key.lesson,
         streaming_export.lesson,
+        load_only.lesson,
     ),
     "migrations": (
         not_null_column.lesson,
