@@ -29,11 +29,14 @@ def create_db_engine(
     settings: Settings | None = None,
     *,
     search_path: str | None = None,
+    application_name: str = "heroes",
     **overrides: Any,
 ) -> Engine:
     """An engine for `url` (default: the settings' DATABASE_URL), set up for its backend and instrumented.
 
     `search_path` (PostgreSQL): the schema unqualified names resolve to (the lessons' scratch schemas).
+    `application_name` (PostgreSQL): how pg_stat_activity names its connections (a lesson's own engine
+    has its own, so pg_terminate_backend can target only its connections).
     """
     settings = settings or get_settings()
     url = url or settings.database_url  # Settings normalised DATABASE_URL; other URLs come from engines
@@ -53,7 +56,7 @@ def create_db_engine(
             "pool_pre_ping": True,  # a connection the server dropped is replaced, not handed to a request
             "pool_recycle": settings.pool_recycle,
             "connect_args": {
-                "application_name": "heroes",
+                "application_name": application_name,
                 "connect_timeout": 5,
                 "options": f"-c statement_timeout={settings.statement_timeout_ms}"
                 + (f" -c search_path={search_path}" if search_path else ""),

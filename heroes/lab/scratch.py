@@ -64,6 +64,8 @@ class Lab:
         self._lock = threading.Lock()
         self._tmp: Path | None = None
         self._swept = False
+        self._own: dict[str, Engine] = {}  # lessons' own engines (a tiny pool to empty on purpose...)
+        self._held: dict[str, list[Any]] = {}  # what bad routes leak on purpose (sessions), by engine key
 
     # ---- the public face -------------------------------------------------------------------------
 
@@ -96,6 +98,39 @@ class Lab:
             self._populate[name] = (populate, revision)
             return engine
 
+    def own_engine(
+        self, key: str, name: str, populate: Callable[[Engine], Any] = lambda engine: None, **overrides: Any
+    ) -> Engine:
+        """A lesson's own engine `key` on its scratch database `name`, with its own pool and options
+        (`overrides` as create_db_engine takes them: pool_size=2, pool_pre_ping=False, application_name=...),
+        made once per Lab; `release(key)` gives back what it holds and disposes it, as close() does."""
+        scratch = self.engine(name, populate)
+        with self._lock:
+            engine = self._own.get(key)
+            if engine is None:
+                url = scratch.url.render_as_string(hide_password=False)
+                where = {} if is_sqlite(self.main) else {"search_path": self._schema(name)}
+                engine = create_db_engine(url, self.settings, **where, **overrides)
+                self._own[key] = engine
+            return engine
+
+    def hold(self, key: str, thing: Any) -> int:
+        """Keep `thing` (a session a bad route leaks on purpose) referenced until release(key) closes it;
+        how many are held now."""
+        with self._lock:
+            self._held.setdefault(key, []).append(thing)
+            return len(self._held[key])
+
+    def release(self, key: str) -> int:
+        """Close what is held under `key` and dispose its own engine (made again on next use); how many."""
+        with self._lock:
+            held, engine = self._held.pop(key, []), self._own.pop(key, None)
+        for thing in held:
+            thing.close()
+        if engine is not None:
+            engine.dispose()
+        return len(held)
+
     def names(self) -> list[str]:
         with self._lock:
             return sorted(self._engines)
@@ -116,6 +151,8 @@ class Lab:
 
     def close(self) -> None:
         """Drop every scratch database of this Lab (the app is stopping)."""
+        for key in set(self._own) | set(self._held):  # leaked sessions first: they hold locks on PostgreSQL
+            self.release(key)
         try:
             self.drop()
         except sa_exc.SQLAlchemyError as exc:  # the main database may be gone already

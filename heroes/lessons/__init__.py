@@ -4,6 +4,7 @@ contract) and its router; adding a lesson is adding a module and one line in its
 from heroes.lab import Lesson
 from heroes.lessons import (
     concurrent_index,
+    connection_leak,
     detached_instance,
     drop_column,
     foreign_key,
@@ -23,6 +24,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         streaming_export.lesson,
         load_only.lesson,
     ),
+    "sessions": (connection_leak.lesson,),
     "migrations": (
         not_null_column.lesson,
         concurrent_index.lesson,
