@@ -9,8 +9,10 @@ from heroes.lessons import (
     drop_column,
     foreign_key,
     load_only,
+    missing_index,
     n_plus_one,
     not_null_column,
+    sql_injection,
     streaming_export,
     unique_violation,
 )
@@ -23,6 +25,8 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         foreign_key.lesson,
         streaming_export.lesson,
         load_only.lesson,
+        missing_index.lesson,
+        sql_injection.lesson,
     ),
     "sessions": (connection_leak.lesson,),
     "migrations": (
