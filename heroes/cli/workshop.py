@@ -33,7 +33,8 @@ def listing(where: Path) -> None:
     console.print(table)
     for lesson in LESSONS:
         if not workshop.has_exercise(lesson):
-            console.print(f"no exercise for {lesson.slug}: {lesson.module.NO_EXERCISE}.")
+            why = getattr(lesson.module, "NO_EXERCISE", "its check is not written yet")
+            console.print(f"no exercise for {lesson.slug}: {why}.")
 
 
 def run_once(slug: str, where: Path) -> bool:
@@ -71,10 +72,16 @@ def run_once(slug: str, where: Path) -> bool:
 
 @app.command("workshop")
 def workshop_command(
-    slug: Annotated[str | None, typer.Argument(help="The exercise, e.g. n-plus-one; none: list them.")] = None,
+    slug: Annotated[
+        str | None, typer.Argument(help="The exercise, e.g. n-plus-one; none: list them.")
+    ] = None,
     watch: Annotated[bool, typer.Option(help="Check again on every save of your file.")] = False,
-    hint: Annotated[bool, typer.Option(help="The next hint: symptom, cause, fix, then the fixed route.")] = False,
-    reset: Annotated[bool, typer.Option(help="Start again from the bad route (your file goes to .bak).")] = False,
+    hint: Annotated[
+        bool, typer.Option(help="The next hint: symptom, cause, fix, then the fixed route.")
+    ] = False,
+    reset: Annotated[
+        bool, typer.Option(help="Start again from the bad route (your file goes to .bak).")
+    ] = False,
     postgres: Postgres = False,
 ) -> None:
     """Fix a lesson's bad route in workshop/SLUG.py; the lesson's own check says when it is fixed.

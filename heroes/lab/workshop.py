@@ -59,6 +59,7 @@ def starting_source(lesson: Lesson) -> str:
     tree = ast.parse(function).body[0]
     body = function[function.index("def ") :]  # without the decorator: the workshop mounts it
     body = body.replace(f"def {tree.name}(", "def mine(", 1)
+    tree.decorator_list = []  # the names the function itself uses, not its decorator's
     used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     module_source = Path(lesson.module.__file__).read_text()
     imports, imported = [], set()
@@ -75,6 +76,11 @@ def starting_source(lesson: Lesson) -> str:
     own = sorted(name for name in used - imported if name in vars(lesson.module) and name != tree.name)
     if own:
         imports.append(f"from {lesson.module_name} import {', '.join(own)}")
+    groups = [
+        sorted(i for i in imports if not i.startswith("from heroes")),
+        sorted(i for i in imports if i.startswith("from heroes")),
+    ]
+    imports_block = "\n\n".join("\n".join(group) for group in groups if group)  # libraries, then the lab
     symptom = textwrap.fill(lesson.text["Symptom"], 100)
     method = sorted(route.methods)[0]
     return f'''"""Workshop: {lesson.slug}. {lesson.title}
@@ -90,7 +96,7 @@ Make `mine` do the same job without the pitfall. It answers at {method} {lesson.
     heroes workshop {lesson.slug} --reset    start again from this file
 """
 
-{chr(10).join(sorted(imports))}
+{imports_block}
 
 
 {body.rstrip()}
