@@ -3,10 +3,12 @@ contract) and its router; adding a lesson is adding a module and one line in its
 
 from heroes.lab import Lesson
 from heroes.lessons import (
+    already_attached,
     concurrent_index,
     connection_leak,
     detached_instance,
     drop_column,
+    engine_per_request,
     foreign_key,
     load_only,
     missing_index,
@@ -28,7 +30,11 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         missing_index.lesson,
         sql_injection.lesson,
     ),
-    "sessions": (connection_leak.lesson,),
+    "sessions": (
+        connection_leak.lesson,
+        already_attached.lesson,
+        engine_per_request.lesson,
+    ),
     "migrations": (
         not_null_column.lesson,
         concurrent_index.lesson,
