@@ -88,9 +88,9 @@ ERRORS = {
     (422, "POST /heroes"): ("No team with id 99.", "team_id"),
     (412, "PATCH /heroes/{hero_id}"): ("Hero 1 is at version 2 now: read it again, then retry.", None),
 }
-# What a lesson route's documented 500 says: the exception that escaped, and its message as `detail` gives
-# it (tests/test_docs.py holds each against the route's real answer, an object's address aside); a route
-# that is not here has its lesson's entry
+# What a lesson route's documented 500 (or 503) says: the exception that escaped, and its message as
+# `detail` gives it (tests/test_docs.py holds each 500 against the route's real answer, an object's
+# address aside); a route that is not here has its lesson's entry
 FOREIGN_KEY = 'ForeignKeyViolation: {} violates foreign key constraint "fk_hero_team_id_team"'
 PITFALLS = {
     "GET /lessons/n-plus-one/guard": (
@@ -127,28 +127,42 @@ PITFALLS = {
         FOREIGN_KEY.format('update or delete on table "team"') + ' on table "hero" DETAIL: Key (id)=(1) is '
         'still referenced from table "hero".',
     ),
+    "GET /lessons/load-only/guard": (
+        "InvalidRequestError",
+        "'Profile.bio' is not available due to raiseload=True",
+    ),
     # not its symptom: on PostgreSQL, a ?rows= so large that building or reading it outlasts the timeout
     "streaming-export": ("OperationalError", "QueryCanceled: canceling statement due to statement timeout"),
+    "connection-leak": (  # a 503: the lesson's own pool, emptied on purpose
+        "TimeoutError",
+        str(
+            sa_exc.TimeoutError(
+                "QueuePool limit of size 2 overflow 0 reached, connection timed out, timeout 1.00"
+            )
+        ),
+    ),
 }
 
 
-def pitfall(lesson: Lesson, method: str, path: str) -> tuple[str, str]:
-    """The route's entry in PITFALLS, or its lesson's; for a lesson not there yet, the first SQLAlchemy
-    exception its text names, and its symptom."""
+def pitfall(lesson: Lesson, method: str, path: str, status: int) -> tuple[str, str]:
+    """The route's entry in PITFALLS, or its lesson's; for a lesson not there yet, the exception its text
+    names first (a 503 is always a pool's TimeoutError), and its symptom."""
     if found := PITFALLS.get(f"{method} {path}") or PITFALLS.get(lesson.slug):
         return found
     named = re.findall(r"\b[A-Z]\w+Error\b", " ".join(lesson.text.values()))
     named = [name for name in named if hasattr(sa_exc, name) or hasattr(orm_exc, name)]
+    if status == 503:
+        named = ["TimeoutError"]
     return (named[0] if named else "Exception"), lesson.text["Symptom"]
 
 
 def error_example(method: str, path: str, status: int, operation: dict, schemas: dict) -> dict:
     """The example of one documented error of one route: what that route answers with that status."""
     lesson = next((lesson for lesson in LESSONS if path.startswith(lesson.prefix + "/")), None)
-    if lesson is not None and status == 500:
-        name, detail = pitfall(lesson, method, path)
+    if lesson is not None and status in (500, 503):  # heroes/lab/routes.py: the lesson's own problem
+        name, detail = pitfall(lesson, method, path, status)
         title = f"{name}: the pitfall this lesson shows"
-        return problem_example(500, path, detail, type=lesson.type, title=title, extra={"exception": name})
+        return problem_example(status, path, detail, type=lesson.type, title=title, extra={"exception": name})
     if lesson is not None and status == 409 and "sqlite" not in lesson.engines:
         return problem_example(409, path, needs_postgresql(lesson).detail, type=lesson.type)
     if lesson is not None and status == 409:  # unique-violation: a name already taken

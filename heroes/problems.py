@@ -127,6 +127,12 @@ def _refused(schema: dict[str, Any]) -> tuple[str, str] | None:
             return f"Input should be less than or equal to {option['maximum']}", "less_than_equal"
         if "maxLength" in option:
             return f"String should have at most {option['maxLength']} characters", "string_too_long"
+        if "maxItems" in option:
+            too_many = option["maxItems"] + 1
+            return (
+                f"List should have at most {option['maxItems']} items after validation, not {too_many}",
+                "too_long",
+            )
         if "enum" in option:
             choices = [repr(choice) for choice in option["enum"]]
             listed = " or ".join(filter(None, [", ".join(choices[:-1]), choices[-1]]))
@@ -145,11 +151,17 @@ def invalid_input(operation: dict[str, Any], schemas: dict[str, Any]) -> dict[st
     body = schemas.get(body.get("$ref", "").rsplit("/", 1)[-1], body)
     fields = body.get("properties", {})
     candidates += [(name, "body", field) for name, field in fields.items() if name != "secret_name"]
+    if body.get("type") == "array":  # a list as the whole body: pydantic names it `body`
+        candidates.append(("body", "body", body))
     for name, location, schema in candidates:
         if refused := _refused(schema):
             return field_error(name, location, *refused)
     required = [name for name in body.get("required", []) if name != "secret_name"]
-    return field_error(required[0], "body", "Field required", "missing") if required else None
+    if required:
+        return field_error(required[0], "body", "Field required", "missing")
+    if body.get("type") == "object":  # a free-form object: a JSON array or string instead
+        return field_error("body", "body", "Input should be a valid dictionary", "dict_type")
+    return None
 
 
 def generic_example(method: str, path: str, status: int, operation: dict, schemas: dict) -> dict[str, Any]:

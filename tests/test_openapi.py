@@ -67,13 +67,14 @@ def operations(schema: dict):
 def test_each_error_example_is_one_its_route_gives():
     schema = APP.openapi()
     lessons = {lesson.prefix: lesson for lesson in LESSONS}
-    examples = 0
+    reference = 0  # the lessons' routes are checked alike, but their number grows with the curriculum
     for path, method, operation in operations(schema):
         lesson = lessons.get("/".join(path.split("/")[:3]))
         inputs = {p["name"] for p in operation.get("parameters", [])}
         body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-        if body:
-            inputs |= set(schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]["properties"])
+        if body:  # a model's fields; a list or a free-form object is `body` itself
+            body = schema["components"]["schemas"].get(body.get("$ref", "").rsplit("/", 1)[-1], body)
+            inputs |= set(body.get("properties", {"body": None}))
         for status, response in operation["responses"].items():
             if status[0] not in "45":
                 continue
@@ -82,15 +83,17 @@ def test_each_error_example_is_one_its_route_gives():
             assert example["status"] == int(status), where
             assert example["instance"] == path, where
             assert example["detail"] and "secret_name" not in str(example), where
-            if lesson is not None and status == "500":
+            if lesson is not None and status in ("500", "503"):  # the lesson's own problem (lab/routes.py)
                 assert example["type"] == lesson.type, where
                 assert example["title"] == f"{example['exception']}: the pitfall this lesson shows", where
             else:
                 assert example["title"] == HTTPStatus(int(status)).phrase, where
-            if status == "422":
+            if status == "422" and (
+                lesson is None or "errors" in example
+            ):  # a lesson's own 422 may name none
                 assert example["errors"][0]["field"] in inputs, where
-            examples += 1
-    assert examples == 100  # every documented 4xx/5xx of every operation
+            reference += lesson is None
+    assert reference == 37  # every documented 4xx/5xx of the reference API and the catalogue
 
 
 def test_what_some_routes_answer_is_shown_as_it_is():
@@ -135,7 +138,13 @@ def test_415_is_documented_exactly_where_a_json_body_is_taken():
     with_body = {(path, method) for path, method, op in operations(schema) if "requestBody" in op}
     with_415 = {(path, method) for path, method, op in operations(schema) if "415" in op["responses"]}
     assert with_415 == with_body
-    assert len(with_body) == 12  # 4 reference routes, 8 lesson routes
+    assert {(path, method) for path, method in with_body if not path.startswith("/lessons/")} == {
+        ("/teams", "post"),
+        ("/teams/{team_id}", "patch"),
+        ("/heroes", "post"),
+        ("/heroes/{hero_id}", "patch"),
+    }
+    assert ("/lessons/detached-instance/bad/expired", "patch") in with_body
 
 
 def test_every_lesson_operation_has_a_summary_and_its_compare_request_as_example():
@@ -146,14 +155,14 @@ def test_every_lesson_operation_has_a_summary_and_its_compare_request_as_example
                 operation = schema["paths"][route.path][method.lower()]
                 assert operation["summary"].startswith(f"{variant_of(lesson, route.path)}: "), route.path
                 for content in operation.get("requestBody", {}).get("content", {}).values():
-                    assert isinstance(content["example"], dict) and content["example"], route.path
+                    assert isinstance(content["example"], dict | list) and content["example"], route.path
 
 
 def test_generated_names_are_readable():
     schema = APP.openapi()
     names = set(schema["components"]["schemas"])
     assert [name for name in names if name.startswith("Body_") or "lessons" in name.lower()] == []
-    rename = schema["components"]["schemas"]["Rename"]["properties"]["name"]
+    rename = schema["components"]["schemas"]["HeroRename"]["properties"]["name"]
     assert (rename["minLength"], rename["maxLength"], rename["pattern"]) == (
         1,
         100,

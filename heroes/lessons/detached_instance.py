@@ -47,7 +47,7 @@ router = lesson.router()
 HeroId = Annotated[int, Query(ge=1, le=INT32_MAX, description="A hero's id (1 to 2147483647).")]
 
 
-class Rename(SQLModel):
+class HeroRename(SQLModel):
     """The PATCH routes' body."""
 
     name: Text = Field(min_length=1, max_length=NAME_MAX, description="The new name.")
@@ -98,7 +98,7 @@ def fixed(session: SessionDep, hero_id: HeroId = 1) -> HeroPublicWithTeam:
 
 
 @router.patch("/bad/expired", response_model=HeroPublicWithTeam, responses=FAILS)
-def bad_expired(request: Request, rename: Rename, hero_id: HeroId = 1) -> HeroPublicWithTeam:
+def bad_expired(request: Request, rename: HeroRename, hero_id: HeroId = 1) -> HeroPublicWithTeam:
     """Rename a hero in a session of its own, then read it: committed, and yet a 500."""
     with Session(scratch(lab_of(request))) as session:
         hero = hero_or_404(session, hero_id, joinedload(Hero.team))
@@ -108,7 +108,7 @@ def bad_expired(request: Request, rename: Rename, hero_id: HeroId = 1) -> HeroPu
 
 
 @router.patch("/fixed/expire-on-commit", response_model=HeroPublicWithTeam, responses=RESPONSES)
-def fixed_expire_on_commit(request: Request, rename: Rename, hero_id: HeroId = 1) -> HeroPublicWithTeam:
+def fixed_expire_on_commit(request: Request, rename: HeroRename, hero_id: HeroId = 1) -> HeroPublicWithTeam:
     """Rename a hero in a session that keeps its objects loaded after commit: 2 statements."""
     with Session(scratch(lab_of(request)), expire_on_commit=False) as session:  # commit expires nothing
         hero = hero_or_404(session, hero_id, joinedload(Hero.team))
@@ -118,7 +118,7 @@ def fixed_expire_on_commit(request: Request, rename: Rename, hero_id: HeroId = 1
 
 
 @router.patch("/fixed/in-session", response_model=HeroPublicWithTeam, responses=RESPONSES)
-def fixed_in_session(session: ScratchSession, rename: Rename, hero_id: HeroId = 1) -> HeroPublicWithTeam:
+def fixed_in_session(session: ScratchSession, rename: HeroRename, hero_id: HeroId = 1) -> HeroPublicWithTeam:
     """Rename a hero in the request's session and answer before it closes: 3 statements."""
     hero = hero_or_404(session, hero_id, joinedload(Hero.team))
     hero.name = rename.name
