@@ -16,6 +16,7 @@ from heroes.lessons import (
     not_null_column,
     sql_injection,
     streaming_export,
+    table_model_validation,
     unique_violation,
 )
 
@@ -39,6 +40,9 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         not_null_column.lesson,
         concurrent_index.lesson,
         drop_column.lesson,
+    ),
+    "modelling": (
+        table_model_validation.lesson,
     ),
 }
 LESSONS: tuple[Lesson, ...] = tuple(lesson for track in TRACKS.values() for lesson in track)
