@@ -16,16 +16,21 @@ ROOT = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = ROOT / "alembic.ini"
 
 
-def alembic_config(url: str | None = None) -> Config:
-    """Alembic's Config for `url` (default: DATABASE_URL); migrations/env.py reads it from here."""
+def alembic_config(url: str | None = None, *, quiet: bool = True) -> Config:
+    """Alembic's Config for `url` (default: DATABASE_URL); migrations/env.py reads it from here.
+
+    `quiet`: env.py leaves logging alone, so Alembic's INFO lines stay out of the lab's output (a scratch
+    database built in front of a room). `heroes db upgrade` and the `alembic` command say what they run.
+    """
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.attributes["database_url"] = url or get_settings().database_url
+    config.attributes["quiet"] = quiet
     return config
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str | None = None, revision: str = "head", *, quiet: bool = True) -> None:
+    command.upgrade(alembic_config(url, quiet=quiet), revision)
 
 
 def upgrade_connection(connection: Connection, revision: str = "head") -> None:
@@ -35,8 +40,8 @@ def upgrade_connection(connection: Connection, revision: str = "head") -> None:
     command.upgrade(config, revision)
 
 
-def downgrade(url: str | None = None, revision: str = "-1") -> None:
-    command.downgrade(alembic_config(url), revision)
+def downgrade(url: str | None = None, revision: str = "-1", *, quiet: bool = True) -> None:
+    command.downgrade(alembic_config(url, quiet=quiet), revision)
 
 
 def downgrade_connection(connection: Connection, revision: str = "-1") -> None:

@@ -20,7 +20,10 @@ from heroes.config import get_settings, normalize_database_url
 from heroes.db import is_sqlite
 
 config = context.config
-if config.config_file_name is not None and not logging.getLogger().handlers:
+# Alembic's INFO lines (alembic.ini's logging) for the `alembic` command and `heroes db upgrade`; a quiet
+# caller (the lab building a scratch database, `heroes lesson`) leaves logging alone: nothing below WARNING
+quiet = config.attributes.get("quiet", False)
+if not quiet and config.config_file_name is not None and not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = SQLModel.metadata

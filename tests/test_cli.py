@@ -1,5 +1,8 @@
 """The `heroes` command: migrate, show the revision, seed deterministic data."""
 
+import itertools
+import os
+import re
 import subprocess
 import sys
 
@@ -93,3 +96,37 @@ def test_bench_export_runs_every_case_beside_the_raw_driver(cli_database):
     for case in ("bad", "bad_offset", "fixed", "fixed_copy", "raw_driver"):
         assert f"│ {case} " in output
     assert rows(cli_database, "SELECT count(*) FROM hero") == [(15,)]  # the demo cast, seeded if empty
+
+
+def test_seed_reset_puts_the_demo_cast_back(cli_database):
+    """The README's way back to the demo data: ids from 1 again, whatever was there."""
+    heroes("db", "upgrade")
+    heroes("seed", "--teams", "2", "--heroes-per-team", "3")
+    assert "seeded the demo cast: 15 heroes" in heroes("seed", "--reset")
+    assert rows(cli_database, "SELECT id, name FROM team ORDER BY id") == [
+        (1, "Preventers"),
+        (2, "Z-Force"),
+        (3, "Avengers"),
+        (4, "Justice League"),
+        (5, "Guardians"),
+    ]
+    assert rows(cli_database, "SELECT min(id), max(id), count(*) FROM hero") == [(1, 15, 15)]
+
+
+def test_db_upgrade_says_what_it_ran_where_the_lab_keeps_quiet(cli_database, tmp_path):
+    """Alembic's log lines for `heroes db upgrade` (a process of its own: logging is configured once)."""
+    environment = {**os.environ, "DATABASE_URL": cli_database}
+    result = subprocess.run(
+        [sys.executable, "-m", "heroes", "db", "upgrade"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    ran = re.findall(
+        r"^INFO  \[alembic\.runtime\.migration\] Running upgrade (\S*) -> (\S+),", result.stderr, re.M
+    )
+    assert ran[0] == ("", "0001") and ran[-1][1] == HEAD  # every revision, each once, in order
+    assert all(before[1] == after[0] for before, after in itertools.pairwise(ran))

@@ -59,15 +59,15 @@ def seed(
 
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
-    """Apply migrations up to REVISION (default: head)."""
-    migrate.upgrade(revision=revision)
+    """Apply migrations up to REVISION (default: head); Alembic logs each revision it runs."""
+    migrate.upgrade(revision=revision, quiet=False)
     console.print(f"database at {revision} ({shown(get_settings().database_url)})")
 
 
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or -1.")] = "-1") -> None:
-    """Revert migrations down to REVISION (default: one step)."""
-    migrate.downgrade(revision=revision)
+    """Revert migrations down to REVISION (default: one step); Alembic logs each revision it reverts."""
+    migrate.downgrade(revision=revision, quiet=False)
     console.print(f"database downgraded to {revision}")
 
 
@@ -92,6 +92,7 @@ def up(
     """Everything `make run` does: migrate, seed the demo data if the database is empty, serve."""
     if postgres:
         use_postgres()
-    migrate.upgrade()
+    migrate.upgrade()  # quiet: Alembic's logging stays unconfigured in the server, whose lessons migrate too
+    console.print(f"database at {migrate.head_revision()}, the code's revision")
     seed()
     serve(host=host, port=port)
