@@ -1,16 +1,13 @@
-"""The catalogue (GET /lessons), compare's contract, the lessons' scratch databases, `heroes lesson(s)`."""
+"""The catalogue (GET /lessons), compare's contract, the lessons' scratch databases."""
 
 import json
 import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
-from typer.testing import CliRunner
 
-from heroes.cli import app as cli
-from heroes.config import get_settings
 from heroes.lab import SECTIONS, safe_message
 from heroes.lessons import LESSONS, TRACKS
 from heroes.main import create_app
@@ -206,57 +203,7 @@ def test_the_lesson_problem_never_carries_sql_parameters_or_secrets(engine):
     assert safe_message(leaky) == "Hero(name='Deadpond', secret_name=<hidden>, id=1)"
 
 
-# ---- the CLI -----------------------------------------------------------------------------------------
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def cli_database(database_url: str, monkeypatch) -> Engine:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield database_url
-    get_settings.cache_clear()
-
-
-def test_heroes_lessons_lists_the_catalogue(cli_database):
-    result = runner.invoke(cli, ["lessons"], terminal_width=200)
-    assert result.exit_code == 0, result.output
-    for slug in SLUGS:
-        assert slug in result.output
-
-
-def test_heroes_lesson_prints_bad_and_fixed_side_by_side(cli_database):
-    result = runner.invoke(cli, ["lesson", "n-plus-one", "--size", "10", "--size", "20"], terminal_width=200)
-    assert result.exit_code == 0, result.output
-    rows = {
-        (size, cells[0]): cells
-        for size, table in zip((10, 20), result.output.split("┏")[1:], strict=True)
-        for line in table.splitlines()
-        if (cells := [c.strip() for c in line.strip("│ ").split("│")]) and cells[0] in ("bad", "fixed")
-    }
-    assert rows[(10, "bad")][1:3] == ["200 OK", "11"]
-    assert rows[(10, "fixed")][1:3] == ["200 OK", "2"]
-    assert rows[(20, "bad")][1:3] == ["200 OK", "21"]
-    assert rows[(20, "fixed")][1:3] == ["200 OK", "2"]
-
-
-def test_heroes_lesson_json_on_the_demo_data(cli_database):
-    result = runner.invoke(cli, ["lesson", "n-plus-one", "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output[result.output.index("{") :])
-    assert [(v["variant"], v["statements"]) for v in report["variants"]] == [
-        ("bad", 6),
-        ("fixed", 2),
-        ("fixed/joinedload", 1),
-    ]
-
-
-def test_heroes_lesson_refuses_an_unknown_lesson_or_size(cli_database):
-    result = runner.invoke(cli, ["lesson", "n-plus-two"])
-    assert result.exit_code == 2 and "n-plus-one" in result.output
-    result = runner.invoke(cli, ["lesson", "n-plus-one", "--size", "9999"])
-    assert result.exit_code == 1 and re.search(r"size must be 1 to 5000", result.output)
+# ---- the ready commands (the CLI's tests: tests/test_cli_lessons.py) ------------------------------
 
 
 def test_the_ready_commands_survive_the_shell(client):

@@ -18,7 +18,8 @@ db_app = typer.Typer(
     help="Migrate the database with Alembic (DATABASE_URL selects it).", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
-console = Console()
+console = Console()  # what a command reports (stdout)
+err_console = Console(stderr=True)  # progress and errors: stdout stays the report (`--json` stays JSON)
 
 Host = Annotated[str, typer.Option(help="Address to listen on (loopback by default).")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
