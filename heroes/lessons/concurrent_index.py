@@ -12,6 +12,10 @@ table instead of one, and it must run outside a transaction block (op.get_contex
 It still waits for the open transactions before it finishes, but nobody waits for it. POST
 /lessons/concurrent-index/fixed runs 0006 in the same situation: the writer is not blocked. On
 SQLite the same revision builds a plain index: one writer at a time there anyway.
+Myth: "CONCURRENTLY needs raw SQL and takes no lock". Index(..., postgresql_concurrently=True) (or
+op.create_index(..., postgresql_concurrently=True)) renders it; it must run outside a transaction
+(inside one: "cannot run inside a transaction block"); and it holds SHARE UPDATE EXCLUSIVE for its
+whole run: writers pass, other schema changes and VACUUM of the table wait.
 Commands: heroes db upgrade 0006 and heroes db downgrade 0005 run it on your database; alembic
 upgrade 0005:0006 --sql prints COMMIT, then CREATE INDEX CONCURRENTLY, then BEGIN.
 Data: a PostgreSQL

@@ -12,6 +12,9 @@ Fix: the deprecation cycle. Stop reading and stop writing: release the model wit
 running code maps the column. Only then drop it. POST /lessons/drop-column/fixed runs that order on
 the same data: the new release reads and writes heroes before and after the drop. The downgrade still
 cannot bring the nicknames back: export them before the drop if anyone may need them.
+Myth: "create_all keeps the database in step with the models". It creates the tables that are
+missing and never alters one that exists: a column dropped from (or added to) a model stays (or stays
+missing) in the database, without a statement or an error. Only a migration changes a table.
 Commands: heroes db upgrade 0007 and heroes db downgrade 0006 run it on your database; alembic upgrade
 0006:0007 --sql prints the DROP COLUMN without running it.
 Data: a scratch database (a SQLite file beside the lab's, or a PostgreSQL schema of its own) migrated

@@ -14,6 +14,9 @@ body is wrong, the URL is not, so no 404). A team deleted between the check and 
 foreign key refuse, and that is mapped to the same 422, never a 500. Deleting a team that has heroes
 has one behaviour, DELETE /teams/{id} answers 409 until they are moved or deleted (no cascade, no SET
 NULL).
+Myth: "SQLite enforces a FOREIGN KEY the schema declares, once PRAGMA foreign_keys=ON has run". The
+pragma is off on every new connection, holds for that connection only, and is a silent no-op inside
+an open transaction: run it on connect, outside any transaction (heroes/db.py does).
 Data: the demo data (5 teams, 15 heroes) copied into the lesson's own database (a SQLite file beside the
 lab's, or a PostgreSQL
 schema of its own), never the reference API's. The bad routes leave

@@ -9,6 +9,10 @@ in one more SELECT ... WHERE team_id IN (...): 2 statements, however many heroes
 500 to an IN list, so 3 statements from 501 teams, 3 at 1000: still not N). For the many-to-one side,
 joinedload(Hero.team) adds a JOIN: heroes with their team in 1 statement. In tests, raiseload("*")
 turns a lazy load you forgot into an error (GET /lessons/n-plus-one/guard).
+Myth: "joinedload is the one-query fix everywhere, and selectinload is the same query". With a 2.x
+select(), joinedload of a collection gives one row per hero, and the result refuses to hand out the
+teams until .unique() is called (InvalidRequestError: "The unique() method must be invoked");
+selectinload is a second SELECT, one more for every 500 parents (3 statements at 501 teams).
 Data: the demo data by default; ?teams=N (up to 5000) builds a scratch database of N teams with 3
 heroes each (a SQLite file beside the lab's, or a PostgreSQL schema of its own), so the
 reference API's data is never touched.

@@ -13,6 +13,10 @@ then a server default for the rows to come. 0004 backfill: UPDATE ... WHERE id B
 transaction. 0005 contract: SET NOT NULL (on PostgreSQL via a CHECK validated without blocking
 writes). POST /lessons/not-null-column/fixed runs them on the same data: every hero kept, each with a
 created_at.
+Myth: "adding a NOT NULL column with a default rewrites the table". Not on PostgreSQL 11+: a constant
+default (a stable one such as now() too) is stored once in the catalog; only a volatile one (random(),
+clock_timestamp()) rewrites every row. And SET NOT NULL takes ACCESS EXCLUSIVE and scans the whole
+table, unless a validated CHECK (x IS NOT NULL) proves it (then no scan): how 0005 contracts.
 Commands: heroes db upgrade 0005 (or 0003, then 0004, then 0005) and heroes db downgrade 0002 run them
 on your database; alembic upgrade 0002:0005 --sql prints their SQL without running anything (SQLite's
 table rebuilds; set DATABASE_URL=postgresql+psycopg://localhost/x to read PostgreSQL's, no server

@@ -14,7 +14,7 @@ Data: a scratch table of the lesson's own, villain(id, name, city), ten public r
 really are injectable, so they run sandboxed: on PostgreSQL as a role that may only read that table
 (its schema's other tables and the reference API's: permission denied) with a statement_timeout; on
 SQLite on a read-only file that holds only that table (anything else: no such table). A UNION SELECT
-of secret_name or a DROP TABLE fails there; it never reaches a secret or the reference rows.
+of hero's private column or a DROP TABLE fails there: no private value, no reference row is reached.
 """
 
 import secrets

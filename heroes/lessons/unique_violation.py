@@ -12,6 +12,9 @@ inserts the name, so several clients pass the check and the constraint still ref
 Fix: let the constraint decide, atomically for everyone: INSERT, catch the IntegrityError, roll back,
 and answer 409 naming the field `name` (POST .../fixed; the reference API does the same in
 heroes/api/teams.py, commit_or_conflict). 20 concurrent creates of one name: one 201, 19 409s.
+Myth: "SELECT first, in the same transaction, and the INSERT is safe". Two transactions that each
+find the name free, then both INSERT: the second still fails at the constraint, on PostgreSQL (READ
+COMMITTED) as on SQLite. A SELECT takes no lock on a row that does not exist; the constraint decides.
 Data: the lesson's own scratch database (a SQLite file beside the lab's, or a PostgreSQL schema of its
 own) holding the demo teams, so teams created here never appear in GET /teams. compare starts it
 afresh and sends ?size=N (default 20, up to 50) concurrent clients per race.
