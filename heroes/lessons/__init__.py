@@ -14,6 +14,7 @@ from heroes.lessons import (
     missing_index,
     n_plus_one,
     not_null_column,
+    pending_rollback,
     sql_injection,
     streaming_export,
     table_model_validation,
@@ -33,6 +34,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     ),
     "sessions": (
         connection_leak.lesson,
+        pending_rollback.lesson,
         already_attached.lesson,
         engine_per_request.lesson,
     ),
