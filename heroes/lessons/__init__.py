@@ -14,6 +14,7 @@ from heroes.lessons import (
     missing_index,
     n_plus_one,
     not_null_column,
+    partial_update,
     pending_rollback,
     sql_injection,
     streaming_export,
@@ -45,6 +46,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     ),
     "modelling": (
         table_model_validation.lesson,
+        partial_update.lesson,
     ),
 }
 LESSONS: tuple[Lesson, ...] = tuple(lesson for track in TRACKS.values() for lesson in track)
