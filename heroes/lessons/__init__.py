@@ -4,6 +4,7 @@ contract) and its router; adding a lesson is adding a module and one line in its
 from heroes.lab import Lesson
 from heroes.lessons import (
     already_attached,
+    column_defaults,
     concurrent_index,
     connection_leak,
     detached_instance,
@@ -46,6 +47,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     ),
     "modelling": (
         table_model_validation.lesson,
+        column_defaults.lesson,
         partial_update.lesson,
     ),
 }
