@@ -18,6 +18,7 @@ from heroes.lessons import (
     partial_update,
     pending_rollback,
     sql_injection,
+    stale_connection,
     streaming_export,
     table_model_validation,
     unique_violation,
@@ -36,6 +37,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     ),
     "sessions": (
         connection_leak.lesson,
+        stale_connection.lesson,
         pending_rollback.lesson,
         already_attached.lesson,
         engine_per_request.lesson,
