@@ -19,6 +19,7 @@ from heroes.lessons import (
     pending_rollback,
     sql_injection,
     stale_connection,
+    stale_data,
     streaming_export,
     table_model_validation,
     unique_violation,
@@ -38,6 +39,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     "sessions": (
         connection_leak.lesson,
         stale_connection.lesson,
+        stale_data.lesson,
         pending_rollback.lesson,
         already_attached.lesson,
         engine_per_request.lesson,
