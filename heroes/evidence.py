@@ -171,13 +171,13 @@ def echo_statements(engine: Engine) -> Engine:
     return engine
 
 
-_request_timer = _Timer(_record_in_request)
+request_timer = _Timer(_record_in_request)  # the one every instrumented engine reports to
 
 
 def instrument(engine: Engine) -> Engine:
     """Make `engine` report its statements to the request being served (idempotent)."""
-    if not event.contains(engine, "after_cursor_execute", _request_timer.after):
-        _request_timer.listen(engine)
+    if not event.contains(engine, "after_cursor_execute", request_timer.after):
+        request_timer.listen(engine)
     return engine
 
 
