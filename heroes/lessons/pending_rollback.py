@@ -58,7 +58,7 @@ def emit_begin(connection) -> None:
 LessonEngine = scratch_engine(lesson_engine)
 
 
-class Failure(SQLModel):
+class RowFailure(SQLModel):
     row: int  # 1 is the batch's first team
     exception: str
     error: str
@@ -67,11 +67,11 @@ class Failure(SQLModel):
 class ImportReport(SQLModel):
     rows: int
     stored: int  # teams the import added to the table
-    failed: list[Failure]
+    failed: list[RowFailure]
 
 
-def failure(row: int, exc: SQLAlchemyError) -> Failure:
-    return Failure(row=row, exception=type(exc).__name__, error=safe_message(exc))
+def failure(row: int, exc: SQLAlchemyError) -> RowFailure:
+    return RowFailure(row=row, exception=type(exc).__name__, error=safe_message(exc))
 
 
 def teams(engine: Engine) -> int:

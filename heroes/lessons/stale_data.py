@@ -47,12 +47,12 @@ def prepare(lab: Lab, size: int | None) -> None:
 LessonEngine = scratch_engine(scratch)
 
 
-class Rename(SQLModel):
+class HeroRenamedMeanwhile(SQLModel):
     hero_id: int = Field(1, ge=1, le=INT32_MAX, description="The hero another client renames.")
     name: Text = Field(min_length=1, max_length=NAME_MAX, description="The name it gives the hero.")
 
 
-class Reading(SQLModel):
+class StaleReading(SQLModel):
     read_first: str  # what session A read
     renamed_to: str  # what another client committed meanwhile
     read_again: str  # what session A answers now
@@ -65,58 +65,58 @@ def read(session: Session, hero_id: int) -> Hero:
     return hero
 
 
-def another_client_renames(engine: Engine, rename: Rename) -> str:
+def another_client_renames(engine: Engine, rename: HeroRenamedMeanwhile) -> str:
     with engine.begin() as other:  # its own connection and transaction, committed
         other.execute(update(Hero).where(Hero.id == rename.hero_id).values(name=rename.name))
     return rename.name
 
 
-@router.post("/bad", response_model=Reading, responses=RESPONSES)
-def bad(rename: Rename, engine: LessonEngine) -> Reading:
+@router.post("/bad", response_model=StaleReading, responses=RESPONSES)
+def bad(rename: HeroRenamedMeanwhile, engine: LessonEngine) -> StaleReading:
     """Read, let another client rename, read again with get(): the identity map's old name."""
     with Session(engine) as session:
         hero = read(session, rename.hero_id)
         first = hero.name
         renamed = another_client_renames(engine, rename)
         again = read(session, rename.hero_id).name  # the identity map answers: no SELECT, the old name
-        return Reading(read_first=first, renamed_to=renamed, read_again=again)
+        return StaleReading(read_first=first, renamed_to=renamed, read_again=again)
 
 
-@router.post("/bad/select", response_model=Reading, responses=RESPONSES)
-def bad_select(rename: Rename, engine: LessonEngine) -> Reading:
+@router.post("/bad/select", response_model=StaleReading, responses=RESPONSES)
+def bad_select(rename: HeroRenamedMeanwhile, engine: LessonEngine) -> StaleReading:
     """The same with a SELECT: the new row comes back, the object keeps its old name."""
     with Session(engine) as session:
         hero = read(session, rename.hero_id)
         first = hero.name
         renamed = another_client_renames(engine, rename)
         again = session.exec(select(Hero).where(Hero.id == rename.hero_id)).one().name  # loaded: kept
-        return Reading(read_first=first, renamed_to=renamed, read_again=again)
+        return StaleReading(read_first=first, renamed_to=renamed, read_again=again)
 
 
-@router.post("/fixed", response_model=Reading, responses=RESPONSES)
-def fixed(rename: Rename, engine: LessonEngine) -> Reading:
+@router.post("/fixed", response_model=StaleReading, responses=RESPONSES)
+def fixed(rename: HeroRenamedMeanwhile, engine: LessonEngine) -> StaleReading:
     """Read, let another client rename, refresh the hero: one SELECT, the new name."""
     with Session(engine) as session:
         hero = read(session, rename.hero_id)
         first = hero.name
         renamed = another_client_renames(engine, rename)
         session.refresh(hero)  # reloads the row: one SELECT
-        return Reading(read_first=first, renamed_to=renamed, read_again=hero.name)
+        return StaleReading(read_first=first, renamed_to=renamed, read_again=hero.name)
 
 
-@router.post("/fixed/expire", response_model=Reading, responses=RESPONSES)
-def fixed_expire(rename: Rename, engine: LessonEngine) -> Reading:
+@router.post("/fixed/expire", response_model=StaleReading, responses=RESPONSES)
+def fixed_expire(rename: HeroRenamedMeanwhile, engine: LessonEngine) -> StaleReading:
     """Expire the hero: its next attribute read reloads the row."""
     with Session(engine) as session:
         hero = read(session, rename.hero_id)
         first = hero.name
         renamed = another_client_renames(engine, rename)
         session.expire(hero)  # forgets the loaded values: the next read sends a SELECT
-        return Reading(read_first=first, renamed_to=renamed, read_again=hero.name)
+        return StaleReading(read_first=first, renamed_to=renamed, read_again=hero.name)
 
 
-@router.post("/fixed/populate-existing", response_model=Reading, responses=RESPONSES)
-def fixed_populate_existing(rename: Rename, engine: LessonEngine) -> Reading:
+@router.post("/fixed/populate-existing", response_model=StaleReading, responses=RESPONSES)
+def fixed_populate_existing(rename: HeroRenamedMeanwhile, engine: LessonEngine) -> StaleReading:
     """A query with populate_existing: the objects it finds are overwritten with the rows."""
     with Session(engine) as session:
         hero = read(session, rename.hero_id)
@@ -124,18 +124,18 @@ def fixed_populate_existing(rename: Rename, engine: LessonEngine) -> Reading:
         renamed = another_client_renames(engine, rename)
         query = select(Hero).where(Hero.id == rename.hero_id).execution_options(populate_existing=True)
         again = session.exec(query).one().name  # the row's values replace the object's
-        return Reading(read_first=first, renamed_to=renamed, read_again=again)
+        return StaleReading(read_first=first, renamed_to=renamed, read_again=again)
 
 
-@router.post("/fixed/new-session", response_model=Reading, responses=RESPONSES)
-def fixed_new_session(rename: Rename, engine: LessonEngine) -> Reading:
+@router.post("/fixed/new-session", response_model=StaleReading, responses=RESPONSES)
+def fixed_new_session(rename: HeroRenamedMeanwhile, engine: LessonEngine) -> StaleReading:
     """A session per unit of work: the second read starts from an empty identity map."""
     with Session(engine) as session:
         first = read(session, rename.hero_id).name
     renamed = another_client_renames(engine, rename)
     with Session(engine) as session:  # a new session: nothing held, the row is read
         again = read(session, rename.hero_id).name
-    return Reading(read_first=first, renamed_to=renamed, read_again=again)
+    return StaleReading(read_first=first, renamed_to=renamed, read_again=again)
 
 
 class PendingLookup(SQLModel):
@@ -144,7 +144,7 @@ class PendingLookup(SQLModel):
 
 
 @router.post("/bad/autoflush-off", response_model=PendingLookup, responses=RESPONSES)
-def bad_autoflush_off(rename: Rename, engine: LessonEngine) -> PendingLookup:
+def bad_autoflush_off(rename: HeroRenamedMeanwhile, engine: LessonEngine) -> PendingLookup:
     """Add a hero, then look it up by name in the same session with autoflush=False: not found."""
     with Session(engine, autoflush=False) as session:  # queries no longer flush pending objects first
         session.add(Hero(name=rename.name, secret_name="-"))
