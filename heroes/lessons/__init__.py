@@ -17,6 +17,7 @@ from heroes.lessons import (
     not_null_column,
     partial_update,
     pending_rollback,
+    relationship_response,
     sql_injection,
     stale_connection,
     stale_data,
@@ -51,6 +52,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     ),
     "modelling": (
         table_model_validation.lesson,
+        relationship_response.lesson,
         column_defaults.lesson,
         partial_update.lesson,
     ),
