@@ -1,6 +1,6 @@
 """Connection leaks: sessions opened and never closed empty the pool, then every request waits and fails
 
-Symptom: GET /lessons/connection-leak/bad answers 200 twice, its `checked_out` going 1, then 2 (the
+Symptom: GET /lessons/connection-leak/bad answers 200 twice, and checked_out goes 1, then 2 (the
 lesson's pool holds 2 connections). The third call waits the pool timeout (1 s here) and answers 503:
 "QueuePool limit of size 2 overflow 0 reached, connection timed out, timeout 1.00". So does every
 call after it, until POST /lessons/connection-leak/reset gives the connections back. In production the
