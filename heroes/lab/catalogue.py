@@ -66,7 +66,12 @@ def examples(lesson: Lesson, base_url: str) -> Iterator[tuple[APIRoute, str, str
             curl = f"curl -i {'' if method == 'GET' else f'-X {method} '}{base}{path}"
             httpie = f"http {'' if method == 'GET' else f'{method} '}{host}{path}"
             if call is not None and call.json is not None:
-                curl += f" -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(call.json))}"
+                body = shlex.quote(json.dumps(call.json))
+                curl += f" -H 'Content-Type: application/json' -d {body}"
+                if not isinstance(call.json, dict):  # a list: HTTPie sends it as it is
+                    httpie = f"http --raw {body} {httpie.removeprefix('http ')}"
+                    yield route, method, curl, httpie
+                    continue
                 for key, value in call.json.items():  # key=value is a JSON string, key:=value raw JSON
                     item = f"{key}={value}" if isinstance(value, str) else f"{key}:={json.dumps(value)}"
                     httpie += f" {shlex.quote(item)}"
