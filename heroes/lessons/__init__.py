@@ -4,6 +4,7 @@ contract) and its router; adding a lesson is adding a module and one line in its
 from heroes.lab import Lesson
 from heroes.lessons import (
     already_attached,
+    background_task_session,
     column_defaults,
     concurrent_index,
     connection_leak,
@@ -18,6 +19,7 @@ from heroes.lessons import (
     partial_update,
     pending_rollback,
     relationship_response,
+    shared_session,
     sql_injection,
     stale_connection,
     stale_data,
@@ -43,7 +45,9 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         stale_data.lesson,
         pending_rollback.lesson,
         already_attached.lesson,
+        shared_session.lesson,
         engine_per_request.lesson,
+        background_task_session.lesson,
     ),
     "migrations": (
         not_null_column.lesson,
