@@ -5,6 +5,7 @@ from heroes.lab import Lesson
 from heroes.lessons import (
     already_attached,
     background_task_session,
+    cascade_delete,
     column_defaults,
     concurrent_index,
     connection_leak,
@@ -55,6 +56,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         drop_column.lesson,
     ),
     "modelling": (
+        cascade_delete.lesson,
         table_model_validation.lesson,
         relationship_response.lesson,
         column_defaults.lesson,
