@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any, get_args
 
 from fastapi import Depends, Query, Request
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from heroes.lab.lesson import Lesson
@@ -65,3 +65,10 @@ def session_on(engine_dependency: Any) -> Any:
             yield session
 
     return Annotated[Session, Depends(session)]
+
+
+def count_commits(session: Session) -> Session:
+    """Count `session`'s commits from now on in `session.info["commits"]` (an after_commit listener)."""
+    session.info["commits"] = 0
+    event.listen(session, "after_commit", lambda s: s.info.update(commits=s.info["commits"] + 1))
+    return session

@@ -7,6 +7,7 @@ from heroes.lessons import (
     background_task_session,
     cascade_delete,
     column_defaults,
+    commit_in_loop,
     concurrent_index,
     connection_leak,
     detached_instance,
@@ -49,6 +50,9 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         shared_session.lesson,
         engine_per_request.lesson,
         background_task_session.lesson,
+    ),
+    "transactions": (
+        commit_in_loop.lesson,
     ),
     "migrations": (
         not_null_column.lesson,
