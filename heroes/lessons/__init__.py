@@ -22,6 +22,7 @@ from heroes.lessons import (
     pending_rollback,
     relationship_response,
     shared_session,
+    soft_delete,
     sql_injection,
     stale_connection,
     stale_data,
@@ -61,6 +62,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     ),
     "modelling": (
         cascade_delete.lesson,
+        soft_delete.lesson,
         table_model_validation.lesson,
         relationship_response.lesson,
         column_defaults.lesson,
