@@ -26,6 +26,7 @@ from heroes.lab import Lab, Lesson
 from heroes.lab.catalogue import document_examples
 from heroes.lab.pages import install as install_pages
 from heroes.lab.routes import POSTGRES_HINT, needs_postgresql
+from heroes.lab.workshop import WorkshopMiddleware
 from heroes.lessons import BY_SLUG, LESSONS
 from heroes.migrate import head_revision
 from heroes.problems import (
@@ -291,6 +292,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.lab = Lab(app.state.engine, settings)
     install_problem_handlers(app)
+    app.add_middleware(WorkshopMiddleware)  # the learner's /lessons/{slug}/mine, loaded again when edited
     app.add_middleware(UnhandledErrorMiddleware)  # added first, so it runs inside the evidence middleware
     if settings.evidence:
         app.add_middleware(EvidenceMiddleware)

@@ -37,6 +37,7 @@ from sqlmodel import Field, Session, SQLModel
 
 from heroes.db import EngineDep, SessionDep
 from heroes.lab import Call, Lab, Lesson, lab_of, scratch_engine, session_on
+from heroes.lab.check import Probe
 from heroes.models import INT32_MAX, NAME_MAX, Hero, HeroPublicWithTeam, Text
 from heroes.problems import Problem, problem_responses
 from heroes.seed import seed_demo
@@ -137,3 +138,16 @@ def calls(size: int | None) -> list[Call]:
     return [Call("bad", "GET", "/bad", one), Call("fixed", "GET", "/fixed", one)] + [
         Call(variant, "PATCH", f"/{variant}", one, json={"name": name}) for variant, name in renames.items()
     ]
+
+
+async def check(probe: Probe) -> None:
+    """The hero with its team, built while the session is open: hero 1, then hero 7 (unseen)."""
+    for hero_id in (1, 7):
+        answer = await probe.call(params={"hero_id": hero_id})
+        with Session(probe.engine) as session:
+            right = public(hero_or_404(session, hero_id, joinedload(Hero.team))).model_dump(mode="json")
+        probe.expect(
+            f"hero {hero_id} with its team", answer.status == 200 and answer.json == right, answer.outcome
+        )
+        evidence = f"statements: {answer.statements}; 1 with joinedload, 2 if the team loads lazily in time"
+        probe.expect(f"statements for hero {hero_id}", answer.statements <= 2, evidence)
