@@ -28,6 +28,7 @@ from heroes.lessons import (
     stale_data,
     streaming_export,
     table_model_validation,
+    transaction_boundary,
     unique_violation,
 )
 
@@ -54,6 +55,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     ),
     "transactions": (
         commit_in_loop.lesson,
+        transaction_boundary.lesson,
     ),
     "migrations": (
         not_null_column.lesson,
