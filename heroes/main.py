@@ -1,19 +1,11 @@
-"""create_app(): the routers, the problem+json error handlers and the evidence middleware."""
+"""create_app(): the routers, the problem+json error handlers, the middleware (evidence, workshop, trailing
+slashes), the offline docs (heroes/docs.py) and the lesson pages."""
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-import fastapi_offline
-from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
-from fastapi.routing import APIRoute
+from fastapi import FastAPI
 from sqlalchemy import Engine
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import exc as orm_exc
-from sqlalchemy.orm.exc import DetachedInstanceError
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -21,24 +13,13 @@ from heroes import __version__
 from heroes.api import health, heroes, lessons, teams
 from heroes.config import Settings, get_settings
 from heroes.db import create_db_engine
+from heroes.docs import add_offline_docs, openapi, operation_id
 from heroes.evidence import EvidenceMiddleware
 from heroes.lab import Lab, Lesson
-from heroes.lab.catalogue import document_examples
 from heroes.lab.pages import install as install_pages
-from heroes.lab.routes import POSTGRES_HINT, needs_postgresql
 from heroes.lab.workshop import WorkshopMiddleware
-from heroes.lessons import BY_SLUG, LESSONS
-from heroes.migrate import head_revision
-from heroes.problems import (
-    Problem,
-    UnhandledErrorMiddleware,
-    document_problems,
-    field_error,
-    generic_example,
-    install_problem_handlers,
-    problem_example,
-    problems_as_problem_json,
-)
+from heroes.lessons import LESSONS
+from heroes.problems import UnhandledErrorMiddleware, install_problem_handlers
 
 DESCRIPTION = """
 A hands-on lab of the database pitfalls people hit with SQLModel and SQLAlchemy behind FastAPI.
@@ -78,162 +59,6 @@ def lesson_tag(lesson: Lesson) -> dict[str, str]:
     text = "\n\n".join(f"**{name}.** {paragraph}" for name, paragraph in lesson.text.items())
     engines = ", ".join(lesson.engines)
     return {"name": lesson.tag, "description": f"**{lesson.title}** ({engines})\n\n{text}"}
-
-
-TAKEN = "A team named 'Preventers' already exists."
-# What the reference API answers where the generic examples would say less (heroes/api/*.py)
-ERRORS = {
-    (409, "POST /teams"): (TAKEN, "name"),
-    (409, "PATCH /teams/{team_id}"): (TAKEN, "name"),
-    (409, "DELETE /teams/{team_id}"): ("Team 1 still has 3 hero(es): move or delete them first.", None),
-    (422, "POST /heroes"): ("No team with id 99.", "team_id"),
-    (412, "PATCH /heroes/{hero_id}"): ("Hero 1 is at version 2 now: read it again, then retry.", None),
-}
-# What a lesson route's documented 500 (or 503) says: the exception that escaped, and its message as
-# `detail` gives it (tests/test_docs.py holds each 500 against the route's real answer, an object's
-# address aside); a route that is not here has its lesson's entry
-FOREIGN_KEY = 'ForeignKeyViolation: {} violates foreign key constraint "fk_hero_team_id_team"'
-PITFALLS = {
-    "GET /lessons/n-plus-one/guard": (
-        "ValidationError",
-        "heroes: Error extracting attribute: InvalidRequestError: 'Team.heroes' is not available due to "
-        "lazy='raise'",
-    ),
-    "GET /lessons/detached-instance/bad": (
-        "DetachedInstanceError",
-        str(
-            DetachedInstanceError(
-                "Parent instance <Hero at 0x7f3e5c1d2a90> is not bound to a Session; lazy load operation of "
-                "attribute 'team' cannot proceed"
-            )
-        ),
-    ),
-    "PATCH /lessons/detached-instance/bad/expired": (
-        "DetachedInstanceError",
-        str(
-            DetachedInstanceError(
-                "Instance <Hero at 0x7f3e5c1d2a90> is not bound to a Session; attribute refresh operation "
-                "cannot proceed"
-            )
-        ),
-    ),
-    "unique-violation": ("IntegrityError", "IntegrityError: UNIQUE constraint failed: team.name"),
-    "POST /lessons/foreign-key/bad": (
-        "IntegrityError",
-        FOREIGN_KEY.format('insert or update on table "hero"')
-        + ' DETAIL: Key (team_id)=(99) is not present in table "team".',
-    ),
-    "DELETE /lessons/foreign-key/bad/teams/{team_id}": (
-        "IntegrityError",
-        FOREIGN_KEY.format('update or delete on table "team"') + ' on table "hero" DETAIL: Key (id)=(1) is '
-        'still referenced from table "hero".',
-    ),
-    "GET /lessons/load-only/guard": (
-        "InvalidRequestError",
-        "'Profile.bio' is not available due to raiseload=True",
-    ),
-    # not its symptom: on PostgreSQL, a ?rows= so large that building or reading it outlasts the timeout
-    "streaming-export": ("OperationalError", "QueryCanceled: canceling statement due to statement timeout"),
-    "connection-leak": (  # a 503: the lesson's own pool, emptied on purpose
-        "TimeoutError",
-        str(
-            sa_exc.TimeoutError(
-                "QueuePool limit of size 2 overflow 0 reached, connection timed out, timeout 1.00"
-            )
-        ),
-    ),
-}
-
-
-def pitfall(lesson: Lesson, method: str, path: str, status: int) -> tuple[str, str]:
-    """The route's entry in PITFALLS, or its lesson's; for a lesson not there yet, the exception its text
-    names first (a 503 is always a pool's TimeoutError), and its symptom."""
-    if found := PITFALLS.get(f"{method} {path}") or PITFALLS.get(lesson.slug):
-        return found
-    named = re.findall(r"\b[A-Z]\w+Error\b", " ".join(lesson.text.values()))
-    named = [name for name in named if hasattr(sa_exc, name) or hasattr(orm_exc, name)]
-    if status == 503:
-        named = ["TimeoutError"]
-    return (named[0] if named else "Exception"), lesson.text["Symptom"]
-
-
-def error_example(method: str, path: str, status: int, operation: dict, schemas: dict) -> dict:
-    """The example of one documented error of one route: what that route answers with that status."""
-    lesson = next((lesson for lesson in LESSONS if path.startswith(lesson.prefix + "/")), None)
-    if lesson is not None and status in (500, 503):  # heroes/lab/routes.py: the lesson's own problem
-        name, detail = pitfall(lesson, method, path, status)
-        title = f"{name}: the pitfall this lesson shows"
-        return problem_example(status, path, detail, type=lesson.type, title=title, extra={"exception": name})
-    if lesson is not None and status == 409 and "sqlite" not in lesson.engines:
-        return problem_example(409, path, needs_postgresql(lesson).detail, type=lesson.type)
-    if lesson is not None and status == 409:  # unique-violation: a name already taken
-        return problem_example(409, path, TAKEN, errors=[field_error("name", "body", TAKEN, "invalid")])
-    if path.startswith("/lessons/{slug}") and status == 404:
-        return problem_example(404, path, f"No lesson 'n-plus-two'. The lessons are: {', '.join(BY_SLUG)}.")
-    if path == "/lessons/{slug}/compare" and status == 409:
-        detail = "The lesson concurrent-index runs on postgresql; this lab runs on sqlite. "
-        detail += POSTGRES_HINT.format(slug="concurrent-index")
-        return problem_example(409, path, detail, type="/lessons/concurrent-index")
-    if path == "/health/ready" and status == 503:
-        detail = (
-            f"The database schema is at nothing, the code expects {head_revision()}: run `heroes db upgrade`."
-        )
-        return problem_example(503, path, detail)
-    if (status, f"{method} {path}") in ERRORS:
-        detail, field = ERRORS[status, f"{method} {path}"]
-        errors = [field_error(field, "body", detail, "invalid")] if field else None
-        return problem_example(status, path, detail, errors=errors)
-    return generic_example(method, path, status, operation, schemas)
-
-
-DOCS_ASSETS = "/docs/assets"
-# Swagger UI 5, ReDoc 2 and FastAPI's favicon, from the fastapi-offline wheel (a pip dependency), served
-# with fixed media types (mimetypes would guess per machine)
-ASSET_FILES = Path(fastapi_offline.__file__).parent / "static"
-ASSET_TYPES = {
-    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
-    "swagger-ui.css": "text/css; charset=utf-8",
-    "redoc.standalone.js": "text/javascript; charset=utf-8",
-    "favicon.png": "image/png",
-}
-
-
-def add_offline_docs(app: FastAPI) -> None:
-    """/docs (Swagger UI) and /redoc, whose scripts, styles and icon come from this app, not from a CDN."""
-
-    @app.get("/docs", include_in_schema=False)
-    def swagger_ui(request: Request) -> HTMLResponse:
-        assets = request.scope.get("root_path", "") + DOCS_ASSETS
-        return get_swagger_ui_html(
-            openapi_url=request.scope.get("root_path", "") + app.openapi_url,
-            title=f"{app.title}: Swagger UI",
-            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
-            swagger_css_url=f"{assets}/swagger-ui.css",
-            swagger_favicon_url=f"{assets}/favicon.png",
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    def redoc(request: Request) -> HTMLResponse:
-        assets = request.scope.get("root_path", "") + DOCS_ASSETS
-        return get_redoc_html(
-            openapi_url=request.scope.get("root_path", "") + app.openapi_url,
-            title=f"{app.title}: ReDoc",
-            redoc_js_url=f"{assets}/redoc.standalone.js",
-            redoc_favicon_url=f"{assets}/favicon.png",
-            with_google_fonts=False,  # FastAPI's default links fonts.googleapis.com
-        )
-
-    @app.get(DOCS_ASSETS + "/{name}", include_in_schema=False)
-    def docs_asset(name: str) -> FileResponse:
-        if name not in ASSET_TYPES:
-            raise Problem(404, f"No docs asset {name!r}; there are {', '.join(ASSET_TYPES)}.")
-        return FileResponse(ASSET_FILES / name, media_type=ASSET_TYPES[name])
-
-
-def operation_id(route: APIRoute) -> str:
-    """`teams-create_team`, `lesson-n-plus-one-bad`: FastAPI's default appends the path and the method."""
-    tag = re.sub(r"[^a-z0-9]+", "-", str(route.tags[0]).lower()).strip("-") if route.tags else "app"
-    return f"{tag}-{route.name}"
 
 
 class TrailingSlashMiddleware:
@@ -285,9 +110,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         redoc_url=None,
         generate_unique_id_function=operation_id,
     )
-    app.openapi = lambda: document_examples(  # errors documented as problem+json; lesson examples
-        document_problems(problems_as_problem_json(FastAPI.openapi(app)), error_example), LESSONS
-    )
+    app.openapi = lambda: openapi(app)  # errors as problem+json with true examples; lesson examples
     app.state.engine = engine if engine is not None else create_db_engine(settings=settings)
     app.state.settings = settings
     app.state.lab = Lab(app.state.engine, settings)

@@ -33,11 +33,26 @@ def upgrade(url: str | None = None, revision: str = "head", *, quiet: bool = Tru
     command.upgrade(alembic_config(url, quiet=quiet), revision)
 
 
-def upgrade_connection(connection: Connection, revision: str = "head") -> None:
-    """Upgrade through a connection the caller made (a lesson's scratch schema, set by its search_path)."""
+def upgrade_connection(connection: Connection, revision: str = "head", *, empty: bool = False) -> None:
+    """Upgrade through a connection the caller made (a lesson's scratch schema, set by its search_path).
+
+    `empty`: the schema has no rows yet (a scratch database being built), so nothing needs building
+    CONCURRENTLY: see `concurrently()`.
+    """
     config = alembic_config(str(connection.engine.url))
     config.attributes["connection"] = connection
+    config.attributes["empty"] = empty
     command.upgrade(config, revision)
+
+
+def concurrently() -> bool:
+    """In a revision: build an index CONCURRENTLY, unless the database is being built empty.
+
+    CREATE INDEX CONCURRENTLY waits for every transaction open in the database when it starts, whatever
+    table it touches; a lab scratch database is built while a bad route may hold one open on purpose
+    (connection-leak, shared-session), and on an empty table a plain CREATE INDEX blocks nobody.
+    """
+    return not op.get_context().config.attributes.get("empty", False)
 
 
 def downgrade(url: str | None = None, revision: str = "-1", *, quiet: bool = True) -> None:

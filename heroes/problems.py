@@ -19,7 +19,7 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request, params
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import RequestValidationError, ResponseValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import exc as sa_exc
@@ -242,9 +242,10 @@ def safe_message(exc: BaseException) -> str:
     """What an exception says, without the SQL or the parameters SQLAlchemy appends (secrets, maybe)."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
         message = f"{type(exc.orig).__name__}: {exc.orig}"
-    elif isinstance(exc, ValidationError):  # building a response model: its messages, never its input
+    elif isinstance(exc, ValidationError | ResponseValidationError):  # its messages, never its input
         message = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in (exc.errors(include_input=False) if isinstance(exc, ValidationError) else exc.errors())
         )
     else:
         message = str(exc)

@@ -117,7 +117,7 @@ def engine_of(detail: str) -> str | None:
 
 def test_a_lesson_routes_documented_500_is_what_it_answers(client, seeded, engine_name):
     schema = client.app.openapi()
-    failed = set()
+    failed, wrong = set(), []
     for lesson in LESSONS:
         for route in lesson.routes:
             for method in route.methods:
@@ -133,8 +133,16 @@ def test_a_lesson_routes_documented_500_is_what_it_answers(client, seeded, engin
                 assert response.headers["content-type"] == PROBLEM_JSON
                 assert body["instance"] == response.request.url.path
                 for key in ("type", "title", "status", "exception"):
-                    assert body[key] == example[key], (route.path, key)
+                    if body[key] != example[key]:
+                        wrong.append((method, route.path, key, body[key], example[key]))
                 if engine_of(example["detail"]) in (None, engine_name):
-                    address = re.compile(r"0x[0-9a-f]+")
-                    assert address.sub("0x…", body["detail"]) == address.sub("0x…", example["detail"])
+                    said, documented = (varying(text) for text in (body["detail"], example["detail"]))
+                    if said != documented:
+                        wrong.append((method, route.path, "detail", said, documented))
+    assert wrong == [], "\n".join(" ".join(map(str, w)) for w in wrong)
     assert failed >= FAILING[engine_name]
+
+
+def varying(detail: str) -> str:
+    """A detail without what changes from run to run: an object's address, a session's number."""
+    return re.sub(r"(session|this is) '\d+'", r"\1 'N'", re.sub(r"0x[0-9a-f]+", "0x…", detail))

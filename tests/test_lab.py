@@ -213,3 +213,20 @@ def test_echo_sql_logs_each_statement_once_with_its_request(database_url, seeded
 def test_scratch_names_are_checked(app, name):
     with pytest.raises(ValueError, match="scratch database names"):
         app.state.lab.engine(name)
+
+
+@pytest.mark.postgres_only(reason="CREATE INDEX CONCURRENTLY (revision 0006) waits for open transactions")
+def test_a_scratch_database_builds_while_a_transaction_is_open(settings, engine, seeded):
+    """A bad route may hold a transaction open on purpose (connection-leak, shared-session); building
+    another lesson's scratch database must not wait for it (an empty table needs no CONCURRENTLY)."""
+    quick = settings.model_copy(update={"statement_timeout_ms": 3000})
+    lab = Lab(engine, quick)
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as holder:
+        holder.execute(text("SELECT count(*) FROM team"))  # idle in transaction, its snapshot held
+        scratch = lab.engine("while_open", lambda e: seed_bulk(e, 2, 1))
+        assert count_rows(scratch) == (2, 2)
+        holder.rollback()
+    with scratch.connect() as connection:
+        query = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'hero'"
+        assert "ix_hero_created_at" in set(connection.scalars(text(query)))
+    lab.close()

@@ -213,7 +213,7 @@ class Lab:
         url = self.main.url.render_as_string(hide_password=False)
         engine = create_db_engine(url, self.settings, search_path=schema, pool_size=5, max_overflow=20)
         with engine.connect() as connection:  # alembic_version lands in the scratch schema too
-            migrate.upgrade_connection(connection, revision)
+            migrate.upgrade_connection(connection, revision, empty=True)
             connection.commit()
         return engine
 

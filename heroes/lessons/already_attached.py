@@ -35,6 +35,12 @@ from heroes.seed import seed_demo
 
 lesson = Lesson(__name__, __doc__)
 router = lesson.router()
+PITFALLS = {
+    "PATCH /bad": (
+        "InvalidRequestError",
+        "Object '<Hero at 0x7f3e5c1d2a90>' is already attached to session '3' (this is '4')",
+    )
+}
 
 HeroId = Annotated[int, Query(ge=1, le=INT32_MAX, description="A hero's id in the lesson's copy (1 to 15).")]
 FAILS = problem_responses(400, 404, 422, 500)  # a 500 is the bad route's documented symptom

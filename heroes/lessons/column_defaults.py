@@ -37,6 +37,15 @@ from heroes.problems import problem_responses
 
 lesson = Lesson(__name__, __doc__)
 router = lesson.router()
+NAIVE = (
+    "(builtins.ValueError) Datetime values must have timezone information. Use datetime.now(timezone.utc), "
+)
+PITFALLS = {
+    "POST /bad/naive": (
+        "StatementError",
+        NAIVE + "or annotate the field with NaiveDatetime for naive storage.",
+    )
+}
 
 
 class LessonModel(SQLModel, registry=registry()):  # own metadata: never SQLModel.metadata, nor Alembic's

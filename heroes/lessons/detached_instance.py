@@ -44,6 +44,18 @@ from heroes.seed import seed_demo
 
 lesson = Lesson(__name__, __doc__)
 router = lesson.router()
+PITFALLS = {  # what the bad routes answer (heroes/docs.py documents it; 0x... is any address)
+    "GET /bad": (
+        "DetachedInstanceError",
+        "Parent instance <Hero at 0x7f3e5c1d2a90> is not bound to a Session; lazy load operation of "
+        "attribute 'team' cannot proceed (Background on this error at: https://sqlalche.me/e/21/bhk3)",
+    ),
+    "PATCH /bad/expired": (
+        "DetachedInstanceError",
+        "Instance <Hero at 0x7f3e5c1d2a90> is not bound to a Session; attribute refresh operation cannot "
+        "proceed (Background on this error at: https://sqlalche.me/e/21/bhk3)",
+    ),
+}
 
 HeroId = Annotated[int, Query(ge=1, le=INT32_MAX, description="A hero's id (1 to 2147483647).")]
 

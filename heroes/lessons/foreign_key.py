@@ -43,6 +43,14 @@ from heroes.seed import seed_demo
 
 lesson = Lesson(__name__, __doc__)
 router = lesson.router()
+KEY_99 = '(team_id)=(99) is not present in table "team"'
+KEY_1 = '(id)=(1) is still referenced from table "hero"'
+TEAM = 'update or delete on table "team"'
+FK = 'ForeignKeyViolation: {} violates foreign key constraint "fk_hero_team_id_team"{} DETAIL: Key {}.'
+PITFALLS = {  # what the bad routes answer on PostgreSQL (heroes/docs.py documents it)
+    "POST /bad": ("IntegrityError", FK.format('insert or update on table "hero"', "", KEY_99)),
+    "DELETE /bad/teams/{team_id}": ("IntegrityError", FK.format(TEAM, ' on table "hero"', KEY_1)),
+}
 TeamId = Annotated[int, Path(ge=1, le=INT32_MAX, description="A team's id (1 to 2147483647).")]
 
 

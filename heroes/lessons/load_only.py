@@ -34,6 +34,7 @@ lesson = Lesson(
     size=Size("rows", "profiles (20 KB of bio each) in the lesson's scratch table", 5000, (100, 1000), 1000),
 )
 router = lesson.router()
+PITFALLS = {"GET /guard": ("InvalidRequestError", "'Profile.bio' is not available due to raiseload=True")}
 BIO_BYTES = 20_000
 
 

@@ -42,6 +42,12 @@ from heroes.seed import seed_demo
 
 lesson = Lesson(__name__, __doc__)
 router = lesson.router()
+PITFALLS = {
+    "GET /bad/recursive": (
+        "ResponseValidationError",
+        "; ".join(f"response.heroes.{n}.team: Recursion error - cyclic reference detected" for n in range(3)),
+    )
+}  # team 1 has 3 heroes
 NO_EXERCISE = (
     "The fix is the route's response model (a read model that carries the relationship, one direction "
     "only), which the route's decorator declares, not code in its body."

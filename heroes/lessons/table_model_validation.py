@@ -36,6 +36,9 @@ from heroes.problems import Problem, problem_responses
 
 lesson = Lesson(__name__, __doc__)
 router = lesson.router()
+PITFALLS = {
+    "POST /bad": ("DataError", "StringDataRightTruncation: value too long for type character varying(100)")
+}
 
 
 class LessonModel(SQLModel, registry=registry()):  # own metadata: never SQLModel.metadata, nor Alembic's

@@ -36,6 +36,7 @@ lesson = Lesson(
     size=Size("clients", "concurrent clients creating one name (compare only)", 50, (20, 50), default=20),
 )
 router = lesson.router()
+PITFALLS = {"*": ("IntegrityError", "IntegrityError: UNIQUE constraint failed: team.name")}  # SQLite's
 
 
 def scratch(lab: Lab, fresh: bool = False) -> Engine:
