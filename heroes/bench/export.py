@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -171,6 +172,7 @@ class ExportResult:
 
 def child(arguments: str) -> None:
     """In a fresh process: run one case on the scratch database and print its figures as JSON."""
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))  # stop the server on the way
     args = json.loads(arguments)
     settings = Settings(database_url=args["url"])
     engine = create_db_engine(settings=settings, search_path=args["schema"])
@@ -227,7 +229,7 @@ def run(
     from heroes.lessons.streaming_export import scratch
 
     url = url or get_settings().database_url
-    settings = Settings(database_url=url)
+    settings = Settings(database_url=url, statement_timeout_ms=0)  # a million heroes' COPY may take a while
     main = create_db_engine(settings=settings)
     lab = Lab(main, settings)
     dialect = main.dialect.name

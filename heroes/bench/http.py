@@ -9,8 +9,8 @@ keep-alive connections; a Python client of threads if wrk is not installed, slow
     tutorial      tutorial_app below: the SQLModel tutorial's shape on the same models and statements,
                   a plain get_session dependency, no middleware, no problem handlers
 
-Rounds alternate the apps' order; a figure is the median of the rounds. Before any round, every app
-must answer every route 200 with the same body, so the three do the same work.
+Rounds rotate the apps' order (each goes first in turn); a figure is the median of the rounds.
+Before any round, every app must answer every route 200 with the same body: the same work is measured.
 """
 
 import http.client
@@ -182,7 +182,7 @@ def run(
     url: str | None = None,
     client: str | None = None,
 ) -> dict[str, list[Result]]:
-    """Every app on every route, `rounds` times, alternating the apps' order; {route: its results,
+    """Every app on every route, `rounds` times, rotating the apps' order; {route: its results,
     slowest first}."""
     url = url or get_settings().database_url
     client = client or client_name()
@@ -200,8 +200,10 @@ def run(
                 for _, server in running:
                     server.get(path)
         for round_ in range(rounds):
+            turn = round_ % len(running)
+            order = running[turn:] + running[:turn]  # each app goes first in turn
             for path in paths:
-                for c, server in running if round_ % 2 == 0 else running[::-1]:
+                for c, server in order:
                     rate = load(f"{server.url}{path}", seconds, connections, client)
                     rates.setdefault((c.name, path), []).append(rate)
     return {

@@ -6,6 +6,8 @@ heroes bench http [--seconds S] [--rounds N] [--connections C]   the real server
 """
 
 import json
+import signal
+import sys
 from dataclasses import asdict
 from typing import Annotated
 
@@ -178,6 +180,7 @@ def bench(
     """
     if suite not in SUITES:
         raise typer.BadParameter(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))  # stop the servers on the way
     if format not in ("ndjson", "csv"):
         raise typer.BadParameter(f"format must be ndjson or csv, not {format!r}")
     if postgres:
