@@ -126,7 +126,7 @@ def test_compare_on_the_demo_data(client, seeded):
         "bad": 1,
         "bad/offset": 2,  # the count, then one short page
         "fixed": 1,  # one SELECT; its cursor's fetches are not statements
-        "fixed/copy": 1 + (seeded.dialect.name == "postgresql"),  # SQLite's query; PostgreSQL's SET LOCAL, COPY
+        "fixed/copy": 1 + (seeded.dialect.name == "postgresql"),  # the query; on PostgreSQL SET LOCAL first
     }
     assert {v["outcome"] for v in variants.values()} == {"200 OK"}
     assert len({v["body_bytes"] for v in variants.values()}) == 1
