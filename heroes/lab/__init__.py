@@ -12,7 +12,7 @@ catalogue.py   what GET /lessons says, curl and HTTPie commands, the examples in
 from heroes.lab.deps import LabDep, demo_or_scratch, lab_of, scratch_engine, session_on
 from heroes.lab.lesson import BOTH, POSTGRESQL, SECTIONS, Call, Lesson, Size
 from heroes.lab.routes import LessonRoute
-from heroes.lab.scratch import Lab
+from heroes.lab.scratch import Lab, create_lesson_tables
 from heroes.problems import safe_message
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Lesson",
     "LessonRoute",
     "Size",
+    "create_lesson_tables",
     "demo_or_scratch",
     "lab_of",
     "safe_message",

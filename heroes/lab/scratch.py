@@ -26,9 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, MetaData, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from heroes.config import Settings
 from heroes.db import create_db_engine, is_sqlite
@@ -250,3 +251,15 @@ class Lab:
                 found = re.fullmatch(r"heroes lab scratch: host (\S+) pid (\d+)", comment or "")
                 if found and found[1] == HOST and not _alive(int(found[2])):
                     connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+def create_lesson_tables(connection: Connection, metadata: MetaData) -> None:
+    """A lesson's own tables in its scratch database: CREATE TABLE and CREATE INDEX for each, in order.
+
+    Only for tables of a lesson's own MetaData (never SQLModel.metadata, whose schema is Alembic's), in
+    a scratch database the migrations built; spelled out as the DDL it is.
+    """
+    for table in metadata.sorted_tables:
+        connection.execute(CreateTable(table))
+        for index in table.indexes:
+            connection.execute(CreateIndex(index))

@@ -31,7 +31,7 @@ from sqlmodel import SQLModel
 
 from heroes.db import is_sqlite
 from heroes.evidence import instrument
-from heroes.lab import Call, Lab, Lesson, Size, lab_of
+from heroes.lab import Call, Lab, Lesson, Size, create_lesson_tables, lab_of
 from heroes.problems import Problem, problem_responses
 
 lesson = Lesson(
@@ -75,7 +75,7 @@ class Deleted(SQLModel):
 
 def populate(engine: Engine, members: int) -> None:
     with engine.begin() as connection:  # plain DDL in the scratch database only
-        Base.metadata.create_all(connection)
+        create_lesson_tables(connection, Base.metadata)
         connection.execute(insert(Guild), [{"id": g, "name": f"Guild {g}"} for g in (1, 2, 3)])
         rows = [{"name": f"Member {g}.{i}", "guild_id": g} for g in (1, 2, 3) for i in range(members)]
         connection.execute(insert(Member), rows)

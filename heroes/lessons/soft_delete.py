@@ -32,7 +32,7 @@ from sqlalchemy.orm import (
 from sqlmodel import Field, SQLModel
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from heroes.lab import Call, Lab, Lesson, scratch_engine
+from heroes.lab import Call, Lab, Lesson, create_lesson_tables, scratch_engine
 from heroes.lab.check import Probe
 from heroes.models import Text
 from heroes.problems import Problem, problem_responses
@@ -89,7 +89,7 @@ SQUADS = ["Justice League", "Legion of Doom", "Injustice Gang", "Teen Titans", "
 
 def populate(engine: Engine) -> None:
     with engine.begin() as connection:  # plain DDL in the scratch database only
-        Base.metadata.create_all(connection)
+        create_lesson_tables(connection, Base.metadata)
         for i, name in enumerate(SQUADS, 1):  # ids 1 to 5 from each table's own sequence
             row = {"name": name, "deleted_at": GONE if i in (2, 5) else None}
             connection.execute(insert(Squad).values(row))

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from heroes.lab import Call, Lab, Lesson, scratch_engine, session_on
+from heroes.lab import Call, Lab, Lesson, create_lesson_tables, scratch_engine, session_on
 from heroes.lab.check import Probe
 from heroes.models import Text as Printable
 from heroes.problems import Problem, problem_responses
@@ -76,7 +76,7 @@ class RecruitPublic(SQLModel):
 
 def create_tables(engine: Engine) -> None:
     with engine.begin() as connection:  # plain DDL in the scratch database only
-        LessonModel.metadata.create_all(connection)
+        create_lesson_tables(connection, LessonModel.metadata)
 
 
 def scratch(lab: Lab, fresh: bool = False) -> Engine:
