@@ -5,6 +5,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, create_engine, event, pool, text
 
+from heroes.lab.check import before_first
 from heroes.problems import PROBLEM_JSON
 
 
@@ -51,21 +52,11 @@ def once_after(engine: Engine, fragment: str, action: Callable[[Connection], Non
 def once_before(engine: Engine, fragment: str, action: Callable[[Connection], None]) -> Iterator[None]:
     """support.once_after's twin: `action` commits right *before* the first statement containing `fragment`.
 
-    The fixed route runs no SELECT before its INSERT, so "another client wrote first" goes here.
+    The fixed route runs no SELECT before its INSERT, so "another client wrote first" goes here. It is
+    heroes.lab.check.before_first (what the workshop checks use), asserting that it happened.
     """
-    done = []
-
-    def before(conn, cursor, statement, parameters, context, executemany) -> None:
-        if not done and fragment in statement:
-            done.append(statement)
-            with engine.begin() as other:
-                action(other)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
+    with before_first(engine, fragment, action) as done:
         yield
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
     assert done, f"no statement contained {fragment!r}"
 
 
