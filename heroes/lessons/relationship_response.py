@@ -19,7 +19,7 @@ Data: the demo data (5 teams, 15 heroes) copied into the lesson's own database, 
 API's rows. The bad routes read it only.
 """
 
-import re
+from http import HTTPStatus
 from typing import Annotated
 
 from fastapi import Query
@@ -114,13 +114,12 @@ def fixed_hero(team_id: TeamId, session: ScratchSession) -> Hero:
 
 def shape(status: int, body) -> str:
     """compare's outcome line: the fields the response carries."""
-    if status != 200:  # the first validation error, or the problem's detail
-        first = re.search(r"'loc': \(([^)]*)\), 'msg': '([^']*)'", body["detail"])
-        return (
-            f"{status} {body['exception']} at ({first[1]}): {first[2]}"
-            if first
-            else f"{status}: {body['detail']}"
-        )
+    if status != 200:  # the first validation error ("loc: msg; loc: msg"), or the problem's detail
+        first, _, rest = body["detail"].partition("; ")
+        more = f" (+{rest.count('; ') + 1} more)" if rest else ""
+        if "exception" not in body:
+            return f"{status} {HTTPStatus(status).phrase}: {body['detail']}"
+        return f"{status} {body['exception']} at {first}{more}"
     nested = {key: len(value) for key, value in body.items() if isinstance(value, list)}
     fields = ", ".join(f"{key} ({nested[key]})" if key in nested else key for key in sorted(body))
     return f"200 OK: {fields}"

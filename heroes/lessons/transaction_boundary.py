@@ -11,8 +11,9 @@ owns one transaction: `with session.begin():` around both calls commits once at 
 everything back on an exception (POST .../fixed: the same 422, `teams_left` 0, 1 commit when it
 succeeds). The reference API's routes do the same: one session, one commit, per request.
 Data: the lesson's own scratch database (the migrations' team and hero tables, no rows). The founder's
-age is bounded by the database only, so the failure happens where this lesson needs it: in the second
-write. The response says how many commits the request's session made (an after_commit listener).
+age is bounded by the database only (past what an INTEGER holds), so the failure happens where this
+lesson needs it: in the second write. The response says how many commits the request's session made
+(an after_commit listener).
 """
 
 from collections.abc import Iterator
@@ -49,7 +50,9 @@ LessonSession = Annotated[Session, Depends(lesson_session)]
 
 class Founder(SQLModel):
     name: str = Field(min_length=1, max_length=NAME_MAX)
-    age: int  # no bound here on purpose: the database's CHECK is what refuses 20000
+    # No bound of the lesson's own here, on purpose: the database's CHECK is what refuses 20000. Only
+    # the column's type is enforced (INTEGER: 32 bits), so a number no column can hold is a 422.
+    age: int = Field(ge=-(2**31), le=2**31 - 1)
 
 
 class Founding(SQLModel):
