@@ -41,12 +41,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrise every test that touches a database over both engines (unless marked for one)."""
     if "engine_name" not in metafunc.fixturenames:
         return
+    if any(_names(mark.args[0]) & {"engine_name"} for mark in metafunc.definition.iter_markers("parametrize")):
+        return  # the test chooses its engine per case (tests/test_fuzz.py)
     engines = list(ENGINES)
     if metafunc.definition.get_closest_marker("postgres_only"):
         engines = ["postgresql"]
     if metafunc.definition.get_closest_marker("sqlite_only"):
         engines = ["sqlite"]
     metafunc.parametrize("engine_name", engines, indirect=True)
+
+
+def _names(argnames: str | tuple[str, ...] | list[str]) -> set[str]:
+    return {name.strip() for name in (argnames.split(",") if isinstance(argnames, str) else argnames)}
 
 
 @pytest.fixture
