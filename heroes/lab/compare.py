@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from http import HTTPStatus
 from urllib.parse import urlencode
@@ -85,7 +86,8 @@ async def _serve_all(app, call: Call) -> list[InProcessResponse]:
 async def run_call(app, call: Call) -> VariantResult:
     """Serve `call` (its `clients` copies at once), recording every statement it causes on any engine."""
     started = time.perf_counter()
-    with request_log(keep_statements=False, keep_shapes=True) as log:
+    race = call.race(app) if call.race is not None else nullcontext()
+    with request_log(keep_statements=False, keep_shapes=True) as log, race:
         responses = await _serve_all(app, call)
     wall = time.perf_counter() - started
     peak = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,7 @@ class Call:
     summary: Callable[[int, Any], str] | None = None  # (status, body) -> one line for the outcome
     summary_all: Callable[[list[tuple[int, Any]]], str] | None = None  # every client's (status, body) -> it
     sequential: bool = False  # clients > 1: one after another (a pool's reuse), not at once
+    race: Callable[[Any], AbstractContextManager] | None = None  # (app) -> a barrier around the clients
 
 
 def parse(doc: str, where: str) -> tuple[str, dict[str, str]]:

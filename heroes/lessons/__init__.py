@@ -30,6 +30,7 @@ from heroes.lessons import (
     table_model_validation,
     transaction_boundary,
     unique_violation,
+    upsert,
 )
 
 TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in curriculum order
@@ -55,6 +56,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     ),
     "transactions": (
         commit_in_loop.lesson,
+        upsert.lesson,
         transaction_boundary.lesson,
     ),
     "migrations": (
