@@ -55,6 +55,25 @@ def concurrently() -> bool:
     return not op.get_context().config.attributes.get("empty", False)
 
 
+# What a migration run on PostgreSQL may wait for a lock, and run one statement: an ALTER TABLE behind a
+# long reader waits for its ACCESS EXCLUSIVE lock, and every query that comes after queues behind it
+# (lock-queue); past lock_timeout the revision fails and can be run again, instead of stopping the table.
+# migrations/env.py sets both on its connection, and writes them at the top of `alembic upgrade --sql`.
+MIGRATION_LOCK_TIMEOUT = "5s"
+MIGRATION_STATEMENT_TIMEOUT = "15min"  # a backfill batch or a CONCURRENTLY build on a large table
+
+
+def lint_ignore(rule: str, reason: str) -> None:
+    """In a revision: the next statement breaks squawk's `rule` on purpose (`heroes db lint`), and why.
+
+    Only in offline mode (`alembic upgrade --sql`, what the linter reads): two SQL comments, the reason
+    then squawk's `-- squawk-ignore RULE`. A migration run against a database sends nothing.
+    """
+    context = op.get_context()
+    if context.as_sql:
+        context.impl.output_buffer.write(f"-- {reason}\n-- squawk-ignore {rule}\n")  # right above it
+
+
 def downgrade(url: str | None = None, revision: str = "-1", *, quiet: bool = True) -> None:
     command.downgrade(alembic_config(url, quiet=quiet), revision)
 

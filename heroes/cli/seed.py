@@ -71,6 +71,28 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, 
     console.print(f"database downgraded to {revision}")
 
 
+@db_app.command("lint")
+def db_lint() -> None:
+    """Lint each revision's PostgreSQL SQL with squawk (`alembic upgrade A:B --sql`; no server needed)."""
+    from heroes.lint import PG_VERSION, STYLE_RULES, lint_chain
+
+    revisions = lint_chain()
+    for revision in revisions:
+        count = len(revision.findings)
+        verdict = f"[red]{count} finding(s)[/]" if count else "[green]clean[/]"
+        console.print(f"{revision.revision}  {revision.title}  {verdict}", highlight=False, soft_wrap=True)
+        for finding in revision.findings:
+            console.print(f"      line {finding.line}: {finding.rule}: {finding.message}", highlight=False)
+    found = sum(len(revision.findings) for revision in revisions)
+    console.print(
+        f"{len(revisions)} revisions, {found} finding(s); squawk --pg-version={PG_VERSION}, style rules "
+        f"left out: {', '.join(STYLE_RULES)}",
+        highlight=False,
+    )
+    if found:
+        raise typer.Exit(1)
+
+
 @db_app.command("current")
 def db_current() -> None:
     """Show the revision the database is at, and the one the code expects."""
