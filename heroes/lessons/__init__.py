@@ -14,6 +14,7 @@ from heroes.lessons import (
     drop_column,
     engine_per_request,
     foreign_key,
+    isolation_level,
     load_only,
     missing_index,
     n_plus_one,
@@ -56,6 +57,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     ),
     "transactions": (
         commit_in_loop.lesson,
+        isolation_level.lesson,
         upsert.lesson,
         transaction_boundary.lesson,
     ),
