@@ -20,6 +20,7 @@ def test_a_plain_create_index_blocks_the_next_writer(client, app):
     assert [step["outcome"] for step in body["steps"][:2]] == ["ok: waiting for a lock", "ok: blocked"]
     assert body["error"] is None
     assert (body["rows_before"], body["rows_after"]) == (1000, 1002)  # the job's hero and the writer's
+    assert body["squawk"] == ["require-concurrent-index-creation"]
     assert scratch_rows(app, "concurrent_index_bad", INDEX) == [(True,)]  # built, in the end
 
 
@@ -31,6 +32,7 @@ def test_revision_0006_builds_concurrently_and_the_writer_goes_through(client, a
     assert [step["outcome"] for step in body["steps"][:2]] == ["ok: waiting for a lock", "ok: done"]
     assert body["error"] is None
     assert (body["revision_from"], body["revision_to"]) == ("0005", "0006")
+    assert body["squawk"] == []
     assert (body["rows_before"], body["rows_after"]) == (1000, 1002)
     assert scratch_rows(app, "concurrent_index_fixed", INDEX) == [(True,)]  # valid, not left INVALID
 
@@ -40,8 +42,10 @@ def test_compare_reports_blocked_and_not_blocked(client):
     response = client.get(f"{LESSON}/compare", params={"size": 1000})
     assert response.status_code == 200, response.text
     bad, fixed = response.json()["variants"]
-    assert bad["outcome"].startswith("ok: 3 steps; heroes 1000 -> 1002; at 0005; writer blocked, its INSERT")
-    assert fixed["outcome"].startswith("ok: 3 steps; heroes 1000 -> 1002; at 0006; writer not blocked, its")
+    head = "ok: 3 steps; heroes 1000 -> 1002"
+    squawk = "squawk: require-concurrent-index-creation"
+    assert bad["outcome"].startswith(f"{head}; at 0005; {squawk}; writer blocked, its INSERT")
+    assert fixed["outcome"].startswith(f"{head}; at 0006; squawk: clean; writer not blocked, its")
 
 
 @pytest.mark.sqlite_only(reason="the problem a SQLite lab answers")

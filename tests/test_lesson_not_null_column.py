@@ -30,6 +30,7 @@ def test_bad_fails_on_a_populated_table_and_changes_nothing(client, app, engine_
     assert (body["revision_from"], body["revision_to"]) == ("0002", "0002")
     assert (body["rows_before"], body["rows_after"]) == (1000, 1000)
     assert body["engine"] == engine_name
+    assert body["squawk"] == ["adding-required-field"]  # the linter names it before any database does
     assert "created_at" not in hero_columns(app, "not_null_column_bad")  # rolled back: nothing changed
     assert scratch_rows(app, "not_null_column_bad", KEPT) == list(_hero_rows([1], 1000))
 
@@ -53,6 +54,7 @@ def test_fixed_expands_backfills_and_contracts_keeping_every_hero(client, app, e
         "ok: 0 heroes without created_at",
     ]
     assert (body["revision_from"], body["revision_to"]) == ("0002", "0005")
+    assert body["squawk"] == []  # 0003, 0004 and 0005 as heroes db lint renders them
     assert (body["rows_before"], body["rows_after"]) == (1000, 1000)
     assert scratch_rows(app, "not_null_column_fixed", KEPT) == list(_hero_rows([1], 1000))  # every value
     assert scratch_rows(app, "not_null_column_fixed", "SELECT count(created_at) FROM hero") == [(1000,)]
@@ -75,8 +77,9 @@ def test_compare_reports_the_failure_and_the_rows_kept(client, engine_name):
     response = client.get(f"{LESSON}/compare", params={"size": 1000})
     assert response.status_code == 200, response.text
     bad, fixed = response.json()["variants"]
-    assert bad["outcome"] == f"failed: {FAILURE[engine_name]}; heroes 1000 -> 1000; at 0002"
-    assert fixed["outcome"] == "ok: 3 steps; heroes 1000 -> 1000; at 0005"
+    squawk = "squawk: adding-required-field"
+    assert bad["outcome"] == f"failed: {FAILURE[engine_name]}; heroes 1000 -> 1000; at 0002; {squawk}"
+    assert fixed["outcome"] == "ok: 3 steps; heroes 1000 -> 1000; at 0005; squawk: clean"
     assert bad["statuses"] == fixed["statuses"] == {"200": 1}
     bigger = client.get(f"{LESSON}/compare", params={"size": 10_000}).json()["variants"][1]
     assert bigger["statements"] - fixed["statements"] == 9  # nine more batches of 1000, nothing else

@@ -2,13 +2,17 @@
 steps a route runs on it (each timed, its statements counted, its failure kept), and the report."""
 
 import contextvars
+import io
 import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from time import monotonic, perf_counter, sleep
 from typing import Annotated, Any
 
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from fastapi import Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, text
@@ -18,6 +22,7 @@ from heroes import migrate
 from heroes.db import is_sqlite
 from heroes.evidence import count_queries
 from heroes.lab import Lesson, Size, lab_of, safe_message
+from heroes.lint import revision_sql, squawk
 from heroes.seed import seed_bulk
 
 DEFAULT_HEROES = 1000
@@ -43,6 +48,7 @@ class MigrationReport(BaseModel):
     rows_before: int  # heroes
     rows_after: int
     error: str | None  # the first step that failed, in the database's own words
+    squawk: list[str]  # the rules squawk flags in this variant's migration, rendered for PostgreSQL
 
 
 def message(exc: BaseException) -> str:
@@ -74,6 +80,26 @@ def until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
     return True
 
 
+@lru_cache
+def squawk_revisions(start: str, end: str) -> tuple[str, ...]:
+    """The rules squawk flags in revisions start..end, as `heroes db lint` renders them."""
+    return tuple(sorted({finding.rule for finding in squawk(revision_sql(end, start), f"{end}.sql")}))
+
+
+@lru_cache
+def squawk_operations(work: Callable[[Operations], None]) -> tuple[str, ...]:
+    """The rules squawk flags in what `work` renders for PostgreSQL (offline: no server), its waits
+    bounded as the lab's revisions bound theirs, so what is left is the lesson's pitfall."""
+    buffer = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name="postgresql", opts={"as_sql": True, "output_buffer": buffer}
+    )
+    work(Operations(context))
+    sql = f"SET lock_timeout = '{migrate.MIGRATION_LOCK_TIMEOUT}';\n{buffer.getvalue()}"
+    sql = f"SET statement_timeout = '{migrate.MIGRATION_STATEMENT_TIMEOUT}';\n{sql}"
+    return tuple(sorted({finding.rule for finding in squawk(sql, "migration.sql")}))
+
+
 class Run:
     """Steps on one scratch database, recorded as the report shows them."""
 
@@ -83,6 +109,7 @@ class Run:
         self.error: str | None = None
         self.revision_from = self.revision()
         self.rows_before = self.scalar("SELECT count(*) FROM hero")
+        self.squawk: tuple[str, ...] = ()  # the route says what it migrates with
 
     def scalar(self, sql: str) -> Any:
         with self.engine.connect() as connection:
@@ -125,6 +152,7 @@ class Run:
             "rows_before": self.rows_before,
             "rows_after": self.scalar("SELECT count(*) FROM hero"),
             "error": self.error,
+            "squawk": list(self.squawk),
         }
 
 
@@ -155,4 +183,5 @@ def summary(status: int, body: Any) -> str:
         detail = body.get("detail") if isinstance(body, dict) else None
         return f"{status}: {detail}"
     head = f"failed: {body['error']}" if body["error"] else f"ok: {len(body['steps'])} steps"
-    return f"{head}; heroes {body['rows_before']} -> {body['rows_after']}; at {body['revision_to']}"
+    rows = f"heroes {body['rows_before']} -> {body['rows_after']}"
+    return f"{head}; {rows}; at {body['revision_to']}; squawk: {', '.join(body['squawk']) or 'clean'}"

@@ -44,6 +44,8 @@ from heroes.lessons._migration import (
     in_background,
     message,
     scratch,
+    squawk_operations,
+    squawk_revisions,
     summary,
     until,
 )
@@ -52,8 +54,8 @@ from heroes.problems import problem_responses
 lesson = Lesson(__name__, __doc__, engines=POSTGRESQL, size=SCRATCH_SIZE)
 router = lesson.router()
 NO_EXERCISE = (
-    "its fix is a revision, not a route: the exercise will be to edit one until squawk (the PostgreSQL "
-    "migration linter, coming with the migrations track) is silent and the writer is not blocked"
+    "its fix is a revision, not a route: the exercise will be to edit one until squawk (its finding is in "
+    "the report) is silent and the writer is not blocked"
 )
 HOLD = 0.2  # seconds the batch job keeps its transaction open once the writer has tried
 INSERT = text("INSERT INTO hero (name, secret_name, version) VALUES (:name, 'x', 1)")
@@ -104,10 +106,13 @@ def race(run: Run, build: Callable[[Connection], None], action: str) -> tuple[bo
     return blocked, took.get("ms", -1.0)
 
 
+def create_index(op: Operations) -> None:
+    op.create_index("ix_hero_created_at", "hero", ["created_at"])  # SHARE lock: no write until commit
+
+
 def plain(connection: Connection) -> None:
     with connection.begin():
-        op = Operations(MigrationContext.configure(connection))
-        op.create_index("ix_hero_created_at", "hero", ["created_at"])  # SHARE lock: no write until commit
+        create_index(Operations(MigrationContext.configure(connection)))
 
 
 def concurrently(connection: Connection) -> None:
@@ -119,6 +124,7 @@ def bad(request: Request, heroes: Heroes = DEFAULT_HEROES) -> IndexReport:
     """A plain CREATE INDEX while a write transaction is open: the next writer waits behind it."""
     with scratch(request, lesson, "bad", "0005", heroes) as run:
         blocked, ms = race(run, plain, "CREATE INDEX ix_hero_created_at, in a transaction")
+        run.squawk = squawk_operations(create_index)
         return IndexReport(**run.report(), writer_blocked=blocked, lock_wait_ms=ms)
 
 
@@ -127,6 +133,7 @@ def fixed(request: Request, heroes: Heroes = DEFAULT_HEROES) -> IndexReport:
     """Revision 0006, CREATE INDEX CONCURRENTLY, in the same situation: the writer goes through."""
     with scratch(request, lesson, "fixed", "0005", heroes) as run:
         blocked, ms = race(run, concurrently, "0006: CREATE INDEX CONCURRENTLY ix_hero_created_at")
+        run.squawk = squawk_revisions("0005", "0006")
         return IndexReport(**run.report(), writer_blocked=blocked, lock_wait_ms=ms)
 
 

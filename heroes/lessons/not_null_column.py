@@ -33,14 +33,23 @@ from fastapi import Request
 from sqlalchemy import Engine
 
 from heroes.lab import Call, Lesson
-from heroes.lessons._migration import DEFAULT_HEROES, SCRATCH_SIZE, Heroes, MigrationReport, scratch, summary
+from heroes.lessons._migration import (
+    DEFAULT_HEROES,
+    SCRATCH_SIZE,
+    Heroes,
+    MigrationReport,
+    scratch,
+    squawk_operations,
+    squawk_revisions,
+    summary,
+)
 from heroes.problems import problem_responses
 
 lesson = Lesson(__name__, __doc__, size=SCRATCH_SIZE)
 router = lesson.router()
 NO_EXERCISE = (
     "its fix is a revision, not a route: the exercise will be to edit one until squawk (the PostgreSQL "
-    "migration linter, coming with the migrations track) is silent and the writer is not blocked"
+    "migration linter: its findings are in the report) is silent and nothing breaks"
 )
 BEFORE = "0002"  # the revision before the lesson's three
 RESPONSES = problem_responses(422)
@@ -52,11 +61,14 @@ STEPS = [
 ]
 
 
+def add_not_null(op: Operations) -> None:
+    column = sa.Column("created_at", sa.DateTime(timezone=True), nullable=False)
+    op.add_column("hero", column)  # NOT NULL, and the rows already there have no value
+
+
 def one_revision(engine: Engine) -> str:
     with engine.begin() as connection:
-        op = Operations(MigrationContext.configure(connection))
-        column = sa.Column("created_at", sa.DateTime(timezone=True), nullable=False)
-        op.add_column("hero", column)  # NOT NULL, and the rows already there have no value
+        add_not_null(Operations(MigrationContext.configure(connection)))
     return "created_at added"
 
 
@@ -65,6 +77,7 @@ def bad(request: Request, heroes: Heroes = DEFAULT_HEROES) -> MigrationReport:
     """One revision, ADD COLUMN created_at NOT NULL, on a table that has rows: it fails, nothing changes."""
     with scratch(request, lesson, "bad", BEFORE, heroes) as run:
         run.step("one revision: ADD COLUMN created_at ... NOT NULL", one_revision)
+        run.squawk = squawk_operations(add_not_null)
         return MigrationReport(**run.report())
 
 
@@ -79,6 +92,7 @@ def fixed(request: Request, heroes: Heroes = DEFAULT_HEROES) -> MigrationReport:
         for revision, action in STEPS:  # each one deployable, and reversible, on its own
             if not run.migrate(revision, action, missing):
                 break
+        run.squawk = squawk_revisions(BEFORE, STEPS[-1][0])
         return MigrationReport(**run.report())
 
 
