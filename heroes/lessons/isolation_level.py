@@ -27,7 +27,7 @@ from sqlmodel import Session, SQLModel, select
 
 from heroes.db import is_sqlite
 from heroes.evidence import not_recorded
-from heroes.lab import Call, Lesson, Size, lab_of, scratch_engine
+from heroes.lab import Call, Lab, Lesson, Size, lab_of, scratch_engine
 from heroes.lab.check import Probe
 from heroes.lab.hold_writes import hold_writes, warned
 from heroes.models import Hero, Team
@@ -48,13 +48,13 @@ def new_team(request: Request, heroes: Annotated[int, Query(ge=0, le=LIMIT)] = L
         return team
 
 
+def prepare(lab: Lab, size: int | None) -> None:
+    lesson.scratch(lab)  # built before compare times anything
+
+
 NewTeam = Annotated[Team, Depends(new_team)]
 LessonEngine = scratch_engine(lambda lab: lesson.scratch(lab))
 Clients = Annotated[int, Query(ge=1, le=lesson.size.maximum, description=lesson.size.meaning)]
-
-
-def count_heroes(team: Team):
-    return select(func.count()).where(Hero.team_id == team.id)
 
 
 class Recruitment(SQLModel):
@@ -73,7 +73,7 @@ def recruit(engine: Engine, team: Team, clients: int, join) -> Recruitment:
     work = {True: "joined", False: "refused"}
     outcomes, retries = hold_writes(engine, clients, lambda s, i: work[join(s, f"Recruit {i}")])
     with not_recorded(), Session(engine) as session:
-        heroes = session.exec(count_heroes(team)).one()
+        heroes = session.exec(select(func.count()).where(Hero.team_id == team.id)).one()
     failed = [o for o in outcomes if o not in work.values()]
     counts = {name: outcomes.count(name) for name in work.values()}  # joined, refused
     over = {"over_limit": max(0, heroes - LIMIT)}
@@ -85,7 +85,7 @@ def bad(team: NewTeam, engine: LessonEngine, clients: Clients = 20) -> Recruitme
     """Count, then insert, under READ COMMITTED: every client counts 4 and every client inserts."""
 
     def join(session: Session, name: str) -> bool:
-        if session.exec(count_heroes(team)).one() >= LIMIT:  # counts committed rows: 4, for everyone
+        if session.exec(select(func.count()).where(Hero.team_id == team.id)).one() >= LIMIT:  # all count 4
             return False
         session.add(Hero(name=name, secret_name="-", team_id=team.id))
         session.commit()
@@ -103,7 +103,7 @@ def bad_serializable_too_late(team: NewTeam, engine: LessonEngine, clients: Clie
     said: set[str] = set()
 
     def join(session: Session, name: str) -> bool:
-        if session.exec(count_heroes(team)).one() >= LIMIT:
+        if session.exec(select(func.count()).where(Hero.team_id == team.id)).one() >= LIMIT:
             return False
         with warned(said):
             session.connection(execution_options={"isolation_level": "SERIALIZABLE"})  # too late: ignored
@@ -123,7 +123,7 @@ def fixed(team: NewTeam, engine: LessonEngine, clients: Clients = 20) -> Recruit
             session.execute(text("BEGIN IMMEDIATE"))  # SQLite: the database's write lock, every table
         else:
             session.exec(select(Team).where(Team.id == team.id).with_for_update()).one()  # lock the team
-        if session.exec(count_heroes(team)).one() >= LIMIT:
+        if session.exec(select(func.count()).where(Hero.team_id == team.id)).one() >= LIMIT:
             return False
         session.add(Hero(name=name, secret_name="-", team_id=team.id))
         session.commit()
@@ -134,7 +134,7 @@ def fixed(team: NewTeam, engine: LessonEngine, clients: Clients = 20) -> Recruit
 
 @router.post("/fixed/serializable", response_model=Recruitment, responses=problem_responses(409, 422))
 def fixed_serializable(team: NewTeam, engine: LessonEngine, clients: Clients = 20) -> Recruitment:
-    """SERIALIZABLE from the first statement, retried on 40001 (at most 5 attempts): the retries count 5."""
+    """SERIALIZABLE from the first statement, retried on 40001 (at most 5 attempts): a retry counts 5."""
     if is_sqlite(engine):
         raise Problem(409, SSI_ONLY, type=lesson.type)
 
@@ -142,7 +142,7 @@ def fixed_serializable(team: NewTeam, engine: LessonEngine, clients: Clients = 2
         for attempt in range(1, RETRIES + 1):
             session.connection(execution_options={"isolation_level": "SERIALIZABLE"})  # before any statement
             try:
-                if session.exec(count_heroes(team)).one() >= LIMIT:
+                if session.exec(select(func.count()).where(Hero.team_id == team.id)).one() >= LIMIT:
                     return False
                 session.add(Hero(name=name, secret_name="-", team_id=team.id))
                 session.commit()
