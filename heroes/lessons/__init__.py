@@ -16,6 +16,7 @@ from heroes.lessons import (
     foreign_key,
     isolation_level,
     load_only,
+    lost_update,
     missing_index,
     n_plus_one,
     not_null_column,
@@ -57,6 +58,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     ),
     "transactions": (
         commit_in_loop.lesson,
+        lost_update.lesson,
         isolation_level.lesson,
         upsert.lesson,
         transaction_boundary.lesson,
