@@ -10,6 +10,7 @@ from heroes.lessons import (
     commit_in_loop,
     concurrent_index,
     connection_leak,
+    database_is_locked,
     detached_instance,
     drop_column,
     engine_per_request,
@@ -62,6 +63,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         isolation_level.lesson,
         upsert.lesson,
         transaction_boundary.lesson,
+        database_is_locked.lesson,
     ),
     "migrations": (
         not_null_column.lesson,
