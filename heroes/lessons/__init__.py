@@ -10,6 +10,7 @@ from heroes.lessons import (
     commit_in_loop,
     concurrent_index,
     connection_leak,
+    deadlock,
     database_is_locked,
     detached_instance,
     drop_column,
@@ -60,6 +61,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
     "transactions": (
         commit_in_loop.lesson,
         lost_update.lesson,
+        deadlock.lesson,
         isolation_level.lesson,
         upsert.lesson,
         transaction_boundary.lesson,
