@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     pool_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for a pooled connection")
     pool_recycle: int = Field(default=1800, description="seconds before a pooled connection is replaced")
     statement_timeout_ms: int = Field(default=15_000, ge=0, description="PostgreSQL statement_timeout")
+    lock_timeout_ms: int = Field(
+        default=2_000, ge=0, description="PostgreSQL lock_timeout: how long a statement waits for a row lock"
+    )
     sqlite_busy_timeout_ms: int = Field(default=5_000, ge=0)
     evidence: bool = Field(default=True, description="X-Query-Count and Server-Timing on every response")
     echo_sql: bool = Field(default=False, description="log each statement (text only) with its request")

@@ -3,20 +3,31 @@
 SQLite: `PRAGMA foreign_keys=ON` on every connection (SQLite ignores foreign keys otherwise),
 WAL journal and a busy timeout, so readers and a writer can share the file.
 PostgreSQL (psycopg 3): a pool that pings before use and recycles old connections, a short pool
-timeout (a full pool answers 503 quickly instead of hanging), and a statement timeout.
+timeout (a full pool answers 503 quickly instead of hanging), a statement timeout and a lock timeout
+(a statement waiting for another transaction's row lock gives up: 503 too). SQLite's counterpart of the
+lock timeout is its busy timeout (a writer waits that long for another writer's lock, then 503).
+
+run_in_transaction(session, work): the reference API's writes, retried as a whole when PostgreSQL
+aborts them for a serialization failure or a deadlock.
 """
 
-from collections.abc import Iterator
-from typing import Annotated, Any
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
 from heroes.config import Settings, get_settings
 from heroes.evidence import echo_statements, instrument
+from heroes.problems import WriteConflict
 
 
 def is_sqlite(engine_or_url: Engine | str) -> bool:
@@ -59,6 +70,7 @@ def create_db_engine(
                 "application_name": application_name,
                 "connect_timeout": 5,
                 "options": f"-c statement_timeout={settings.statement_timeout_ms}"
+                + f" -c lock_timeout={settings.lock_timeout_ms}"
                 + (f" -c search_path={search_path}" if search_path else ""),
             },
         }
@@ -104,6 +116,45 @@ def get_session(request: Request) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+# ---- the reference API's writes: one unit of work, run again when the database aborts it ------------
+
+logger = logging.getLogger("heroes")
+T = TypeVar("T")
+
+# PostgreSQL aborts one transaction of a conflicting pair; run again from the start, it usually goes through
+RETRYABLE = {"40001": "serialization_failure", "40P01": "deadlock_detected"}
+WRITE_ATTEMPTS = 3  # in total: the first try and 2 retries
+BACKOFF_SECONDS = 0.02  # before retry n: up to 0.02 * 2**(n-1) s, jittered (0-20 ms, then 0-40 ms)
+
+
+def retryable(exc: BaseException) -> bool:
+    """A serialization failure or a deadlock: the transaction did nothing wrong, it lost a race."""
+    return isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE
+
+
+def run_in_transaction(session: Session, work: Callable[[], T], *, attempts: int = WRITE_ATTEMPTS) -> T:
+    """Run `work()` and commit, as one transaction; run both again if the database aborted it for a
+    serialization failure or a deadlock, at most `attempts` times in all, then answer 503 (WriteConflict).
+
+    `work` must be re-runnable: it reads what it needs itself (the rollback discards its changes and
+    expires every loaded object). Any other error rolls back and propagates as it is.
+    """
+    for attempt in itertools.count(1):
+        try:
+            result = work()
+            session.commit()
+            return result
+        except Exception as exc:
+            session.rollback()
+            if not retryable(exc):
+                raise
+            reason = RETRYABLE[exc.orig.sqlstate]  # type: ignore[attr-defined]
+            if attempt >= attempts:
+                logger.warning("write gave up after %d attempts: %s", attempts, reason)
+                raise WriteConflict(attempts) from exc
+            logger.info("write retried: %s (attempt %d of %d)", reason, attempt, attempts)
+            time.sleep(random.uniform(0, BACKOFF_SECONDS * 2 ** (attempt - 1)))  # full jitter
 
 
 def pool_status(engine: Engine) -> dict[str, Any]:

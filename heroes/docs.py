@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import exc as orm_exc
 
+from heroes.db import WRITE_ATTEMPTS
 from heroes.lab import Lesson
 from heroes.lab.catalogue import document_examples
 from heroes.lab.routes import POSTGRES_HINT, needs_postgresql
@@ -35,6 +36,7 @@ from heroes.problems import (
     generic_example,
     problem_example,
     problems_as_problem_json,
+    write_conflict_detail,
 )
 
 TAKEN = "A team named 'Preventers' already exists."
@@ -46,6 +48,10 @@ ERRORS = {
     (422, "POST /heroes"): ("No team with id 99.", "team_id"),
     (412, "PATCH /heroes/{hero_id}"): ("Hero 1 is at version 2 now: read it again, then retry.", None),
 }
+# The writes' 503: a serialization failure or a deadlock on every attempt (heroes.db.run_in_transaction)
+WRITES = ("POST /teams", "PATCH /teams/{team_id}", "DELETE /teams/{team_id}")
+WRITES += ("POST /heroes", "PATCH /heroes/{hero_id}", "DELETE /heroes/{hero_id}")
+ERRORS |= {(503, write): (write_conflict_detail(WRITE_ATTEMPTS), None) for write in WRITES}
 
 
 def pitfall(lesson: Lesson, method: str, path: str, status: int) -> tuple[str, str]:

@@ -7,7 +7,9 @@
     foreign key           409/422 naming the field
     precondition failed   412  (If-Match against a stale version)
     pool exhausted        503  + Retry-After
-    database unreachable  503  + Retry-After
+    database unreachable  503  + Retry-After  (a statement over the statement timeout too)
+    lock wait too long    503  + Retry-After  (PostgreSQL's lock_timeout, SQLite's busy timeout)
+    write conflict        503  + Retry-After  (a write still aborted after its retries: WriteConflict)
     anything else         500  that never echoes SQL, parameters or a secret
 
 Routes raise `Problem(status, detail, field=...)` where they know better than this module.
@@ -33,7 +35,15 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_SCHEMA = "#/components/schemas/ProblemDetails"
 GENERIC_500 = "Something went wrong on our side; it has been logged."
 UNAVAILABLE = "The database is unavailable or did not answer in time; try again shortly."
+LOCKED = "Another transaction held a lock this request needed past the lock timeout; try again shortly."
 RETRY_AFTER_SECONDS = "2"
+
+
+def write_conflict_detail(attempts: int) -> str:
+    return (
+        f"This write conflicted with concurrent transactions (a serialization failure or a deadlock) "
+        f"and was tried {attempts} times; try again shortly."
+    )
 
 
 class Problem(StarletteHTTPException):
@@ -56,6 +66,14 @@ class Problem(StarletteHTTPException):
         self.title = title
         self.extra = extra or {}
         self.errors = [field_error(field, location, detail, "invalid")] if field else None
+
+
+class WriteConflict(Exception):
+    """A write the database aborted (serialization failure, deadlock) on every one of its `attempts`."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(write_conflict_detail(attempts))
+        self.attempts = attempts
 
 
 def field_error(field: str, location: str, message: str, kind: str) -> dict[str, Any]:
@@ -413,6 +431,14 @@ def _missing_schema(exc: sa_exc.DBAPIError) -> bool:
 _SQLITE_UNAVAILABLE = {5, 6, 7, 9, 10, 13, 14}
 
 
+def _lock_wait(exc: sa_exc.DBAPIError) -> bool:
+    """PostgreSQL's lock_not_available (lock_timeout), SQLite's SQLITE_BUSY (busy timeout): a lock held."""
+    if getattr(exc.orig, "sqlstate", None) == "55P03":
+        return True
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == 5
+
+
 def _unavailable(exc: sa_exc.DBAPIError) -> bool:
     """The database is down, busy or too slow: worth a retry, unlike a bug in a statement (500)."""
     if exc.connection_invalidated:
@@ -428,10 +454,17 @@ async def database_error_handler(request: Request, exc: sa_exc.DBAPIError) -> JS
     if _missing_schema(exc):
         detail = "The database has no schema yet or an old one: run `heroes db upgrade`."
         return problem_response(request, 503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
+    if isinstance(exc, sa_exc.OperationalError) and _lock_wait(exc):
+        logger.warning("lock wait timed out: %s", type(exc.orig).__name__)
+        return problem_response(request, 503, LOCKED, headers={"Retry-After": RETRY_AFTER_SECONDS})
     if _unavailable(exc):
         logger.warning("database unavailable: %s", type(exc.orig).__name__)
         return problem_response(request, 503, UNAVAILABLE, headers={"Retry-After": RETRY_AFTER_SECONDS})
     return await unhandled_exception_handler(request, exc)
+
+
+async def write_conflict_handler(request: Request, exc: WriteConflict) -> JSONResponse:
+    return problem_response(request, 503, str(exc), headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 async def unhandled_exception_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -445,6 +478,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa_exc.IntegrityError, integrity_error_handler)
     app.add_exception_handler(sa_exc.TimeoutError, pool_timeout_handler)
     app.add_exception_handler(sa_exc.DBAPIError, database_error_handler)
+    app.add_exception_handler(WriteConflict, write_conflict_handler)
 
 
 class UnhandledErrorMiddleware:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import joinedload
 from sqlmodel import Session, func, select
 
 from heroes import export
-from heroes.db import EngineDep, SessionDep
+from heroes.db import EngineDep, SessionDep, run_in_transaction
 from heroes.models import (
     AGE_MAX,
     INT32_MAX,
@@ -64,25 +64,28 @@ def hero_or_404(session: Session, hero_id: int, *options) -> Hero:
 
 
 @contextmanager
-def team_must_still_exist(session: Session, team_id: int | None) -> Iterator[None]:
+def team_must_still_exist(team_id: int | None) -> Iterator[None]:
     """Around a write: if the team vanished after our check, the foreign key refuses and we say so (422)."""
     try:
         yield
-    except IntegrityError as exc:
-        session.rollback()
+    except IntegrityError as exc:  # run_in_transaction rolled back already
         if integrity_kind(exc)[0] == "foreign_key":
             raise Problem(422, f"No team with id {team_id} (it was just deleted).", field="team_id") from None
         raise
 
 
-@router.post("", status_code=201, response_model=HeroPublic, responses=problem_responses(400, 422))
+@router.post("", status_code=201, response_model=HeroPublic, responses=problem_responses(400, 422, 503))
 def create_hero(hero_in: HeroCreate, session: SessionDep, response: Response) -> Hero:
     """Create a hero. `secret_name` is stored and never returned; an unknown `team_id` answers 422."""
-    ensure_team_exists(session, hero_in.team_id)
-    hero = Hero.model_validate(hero_in)
-    session.add(hero)
-    with team_must_still_exist(session, hero.team_id):
-        session.commit()
+
+    def create() -> Hero:
+        ensure_team_exists(session, hero_in.team_id)
+        hero = Hero.model_validate(hero_in)
+        session.add(hero)
+        return hero
+
+    with team_must_still_exist(hero_in.team_id):
+        hero = run_in_transaction(session, create)  # run again on a serialization failure or deadlock
     session.refresh(hero)
     response.headers["ETag"] = etag(hero)
     response.headers["Location"] = f"/heroes/{hero.id}"
@@ -143,7 +146,7 @@ def read_hero(
     return hero
 
 
-@router.patch("/{hero_id}", response_model=HeroPublic, responses=problem_responses(400, 404, 412, 422))
+@router.patch("/{hero_id}", response_model=HeroPublic, responses=problem_responses(400, 404, 412, 422, 503))
 def update_hero(
     hero_id: HeroId,
     hero_in: HeroUpdate,
@@ -152,31 +155,33 @@ def update_hero(
     if_match: IfMatch = None,
 ) -> Hero:
     """Change some of a hero's fields. With `If-Match`, a stale version answers 412 and changes nothing."""
-    hero = hero_or_404(session, hero_id)
-    if if_match is not None and not etag_matches(if_match, hero.version):
-        raise Problem(412, f"Hero {hero_id} is at version {hero.version} now: read it again, then retry.")
     changes = hero_in.model_dump(exclude_unset=True)
-    ensure_team_exists(session, changes.get("team_id"))
-    statement = update(Hero).where(Hero.id == hero_id).values(**changes, version=Hero.version + 1)
-    if if_match is not None:  # compare-and-set: only if nobody wrote since we read
-        statement = statement.where(Hero.version == hero.version)
-    with team_must_still_exist(session, changes.get("team_id")):  # the UPDATE runs now, not at commit
+
+    def change() -> Hero:
+        hero = hero_or_404(session, hero_id)  # read again on every attempt
+        if if_match is not None and not etag_matches(if_match, hero.version):
+            raise Problem(412, f"Hero {hero_id} is at version {hero.version} now: read it again, then retry.")
+        ensure_team_exists(session, changes.get("team_id"))
+        statement = update(Hero).where(Hero.id == hero_id).values(**changes, version=Hero.version + 1)
+        if if_match is not None:  # compare-and-set: only if nobody wrote since we read
+            statement = statement.where(Hero.version == hero.version)
         if session.exec(statement, execution_options={"synchronize_session": False}).rowcount != 1:
-            session.rollback()
             if if_match is None:  # no version condition: the row itself is gone
                 raise Problem(404, f"No hero with id {hero_id} (it was just deleted).")
             raise Problem(
                 412, f"Hero {hero_id} was changed by someone else meanwhile: read it again, then retry."
             )
-        session.commit()
+        return hero
+
+    with team_must_still_exist(changes.get("team_id")):  # the UPDATE's foreign key is checked as it runs
+        hero = run_in_transaction(session, change)  # run again on a serialization failure or deadlock
     session.refresh(hero)
     response.headers["ETag"] = etag(hero)
     return hero
 
 
-@router.delete("/{hero_id}", status_code=204, responses=problem_responses(404, 422))
+@router.delete("/{hero_id}", status_code=204, responses=problem_responses(404, 422, 503))
 def delete_hero(hero_id: HeroId, session: SessionDep) -> Response:
     """Delete a hero."""
-    session.delete(hero_or_404(session, hero_id))
-    session.commit()
+    run_in_transaction(session, lambda: session.delete(hero_or_404(session, hero_id)))
     return Response(status_code=204)
