@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield  # the schema is Alembic's job (`heroes db upgrade`): nothing is created here
+        await app.state.lab.async_engines.dispose()  # the async engines, in the loop that made them
         app.state.lab.close()  # the lessons' scratch databases
         if owns_engine:
             app.state.engine.dispose()

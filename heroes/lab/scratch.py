@@ -15,6 +15,7 @@ only schemas that a process of this host made).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import re
@@ -29,8 +30,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, MetaData, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from heroes.async_db import AsyncEngines, create_async_db_engine
 from heroes.config import Settings
 from heroes.db import create_db_engine, is_sqlite
 from heroes.evidence import not_recorded
@@ -67,6 +70,7 @@ class Lab:
         self._swept = False
         self._own: dict[str, Engine] = {}  # lessons' own engines (a tiny pool to empty on purpose...)
         self._held: dict[str, list[Any]] = {}  # what bad routes leak on purpose (sessions), by engine key
+        self.async_engines = AsyncEngines()  # the app's async engine ("main") and async_engine()'s
 
     # ---- the public face -------------------------------------------------------------------------
 
@@ -115,6 +119,21 @@ class Lab:
                 self._own[key] = engine
             return engine
 
+    async def async_engine(
+        self, name: str, populate: Callable[[Engine], Any] = lambda engine: None, **overrides: Any
+    ) -> AsyncEngine:
+        """The scratch database `name` (built and populated by engine(), in a worker thread) through its
+        async driver: the same file, or on PostgreSQL the same schema by search_path; made in the running
+        event loop, disposed when the scratch database is dropped. `overrides` as create_db_engine takes
+        them (pool_size=2, ...): an engine per distinct set."""
+        scratch = await asyncio.to_thread(self.engine, name, populate)
+        url = scratch.url.render_as_string(hide_password=False)
+        where = {} if is_sqlite(self.main) else {"search_path": self._schema(name)}
+        key = f"{name}:{sorted(overrides.items())}"
+        return await self.async_engines.get(
+            key, lambda: create_async_db_engine(url, self.settings, **where, **overrides)
+        )
+
     def hold(self, key: str, thing: Any) -> int:
         """Keep `thing` (a session a bad route leaks on purpose) referenced until release(key) closes it;
         how many are held now."""
@@ -154,6 +173,7 @@ class Lab:
         """Drop every scratch database of this Lab (the app is stopping)."""
         for key in set(self._own) | set(self._held):  # leaked sessions first: they hold locks on PostgreSQL
             self.release(key)
+        self.async_engines.close()
         try:
             self.drop()
         except sa_exc.SQLAlchemyError as exc:  # the main database may be gone already
@@ -219,6 +239,7 @@ class Lab:
         return engine
 
     def _drop(self, name: str, engine: Engine) -> None:
+        self.async_engines.close(lambda key: key.startswith(f"{name}:"))
         engine.dispose()
         if is_sqlite(self.main):
             for file in self._path(name).parent.glob(f"{name}.db*"):
