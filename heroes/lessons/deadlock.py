@@ -13,7 +13,7 @@ with jitter (POST .../fixed/retry). Do slow work before the transaction (POST ..
 bound every wait: lock_timeout (300 ms here), statement_timeout.
 Myth: "sort the ids, then session.get() each, and the order is consistent": a plain get() takes no
 lock at all; a consistent order needs FOR UPDATE. And a deadlock does not hang: one side gets 40P01.
-Data: accounts 1 to 4 (100 each) in the lesson's own schema and engine. A barrier (heroes/lab/lockstep.py)
+Data: accounts 1 to 4 (100 each) in the lesson's own schema and engine. A barrier (heroes/lab/clients.py)
 has every transfer take its first lock before any takes its second: bad deadlocks on every run. On
 SQLite, a 409; SQLite locks the whole file: "database is locked", at once with a busy timeout of 0.
 """
@@ -27,7 +27,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from heroes.lab import POSTGRESQL, Call, Lab, Lesson, create_lesson_tables, scratch_engine
 from heroes.lab.check import Probe
-from heroes.lab.lockstep import described, in_step, meanwhile, on_every_connection, retried
+from heroes.lab.clients import described, in_step, meanwhile, on_every_connection, retried
 from heroes.problems import problem_responses
 
 lesson = Lesson(__name__, __doc__, engines=POSTGRESQL)

@@ -14,7 +14,7 @@ Myth: "make the transaction SERIALIZABLE and the race is gone": not once it has 
 .../bad/serializable-too-late asks for it after the count (session.connection(execution_options=...)):
 SQLAlchemy warns "execution_options ignored" (`warnings`), the transaction stays READ COMMITTED: 19 over.
 Data: the lesson's scratch database; each request founds a team of ?heroes=4 that ?clients=20 join, each
-held at its insert until every client has counted, asked for a lock or ended (heroes/lab/hold_writes.py).
+held at its insert until every client has counted, asked for a lock or ended (heroes/lab/clients.py).
 """
 
 import uuid
@@ -29,7 +29,7 @@ from heroes.db import is_sqlite
 from heroes.evidence import not_recorded
 from heroes.lab import Call, Lab, Lesson, Size, lab_of, scratch_engine
 from heroes.lab.check import Probe
-from heroes.lab.hold_writes import hold_writes, warned
+from heroes.lab.clients import as_outcome, read_then_write, warned
 from heroes.models import Hero, Team
 from heroes.problems import Problem, problem_responses
 
@@ -71,7 +71,8 @@ class Recruitment(SQLModel):
 def recruit(engine: Engine, team: Team, clients: int, join) -> Recruitment:
     """`clients` threads, each in its own session, run `join(session, name)`; what became of the team."""
     work = {True: "joined", False: "refused"}
-    outcomes, retries = hold_writes(engine, clients, lambda s, i: work[join(s, f"Recruit {i}")])
+    results, retries = read_then_write(engine, clients, lambda s, i: work[join(s, f"Recruit {i}")])
+    outcomes = [as_outcome(result) for result in results]
     with not_recorded(), Session(engine) as session:
         heroes = session.exec(select(func.count()).where(Hero.team_id == team.id)).one()
     failed = [o for o in outcomes if o not in work.values()]
@@ -99,7 +100,6 @@ def bad_serializable_too_late(team: NewTeam, engine: LessonEngine, clients: Clie
     """SERIALIZABLE asked for after the count: ignored (a warning), the transaction stays READ COMMITTED."""
     if is_sqlite(engine):
         raise Problem(409, SSI_ONLY, type=lesson.type)
-
     said: set[str] = set()
 
     def join(session: Session, name: str) -> bool:
