@@ -4,18 +4,23 @@
                                              `?teams=100`) the scratch database `build(lab, 100)` makes
     Scratch = scratch_engine(build)          always the lesson's scratch database `build(lab)`
     session_on(Demo)                         a request-scoped Session on that engine, always closed
+    async_sessions(build)                    the async track: an async_sessionmaker on the async engine
+                                             `await build(lab)` gives (Lab.async_engine): a route opens
+                                             `async with sessions() as session:` (SQLModel's AsyncSession)
 
 Each returns an `Annotated[...]` to put on a handler's parameter, as SessionDep is for the reference
 API (heroes/db.py).
 """
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any, get_args
 
 from fastapi import Depends, Query, Request
 from sqlalchemy import Engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import Session
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from heroes.lab.lesson import Lesson
 from heroes.lab.scratch import Lab
@@ -65,6 +70,20 @@ def session_on(engine_dependency: Any) -> Any:
             yield session
 
     return Annotated[Session, Depends(session)]
+
+
+def async_sessions(build: Callable[[Lab], Awaitable[AsyncEngine]]) -> Any:
+    """An async_sessionmaker of SQLModel's AsyncSession on the async engine `await build(lab)` gives.
+
+    expire_on_commit=False, as async apps set it: after a commit, reading an attribute would be a lazy
+    refresh, which an AsyncSession cannot do implicitly (the async-lazy-load lesson).
+    """
+
+    async def sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+        engine = await build(lab_of(request))
+        return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+    return Annotated[async_sessionmaker[AsyncSession], Depends(sessions)]
 
 
 def count_commits(session: Session) -> Session:

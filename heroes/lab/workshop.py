@@ -57,7 +57,8 @@ def starting_source(lesson: Lesson) -> str:
     route = exercise_route(lesson)
     function = textwrap.dedent(inspect.getsource(route.endpoint))
     tree = ast.parse(function).body[0]
-    body = function[function.index("def ") :]  # without the decorator: the workshop mounts it
+    start = "async def " if isinstance(tree, ast.AsyncFunctionDef) else "def "  # an async route stays async
+    body = function[function.index(start) :]  # without the decorator: the workshop mounts it
     body = body.replace(f"def {tree.name}(", "def mine(", 1)
     tree.decorator_list = []  # the names the function itself uses, not its decorator's
     used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}

@@ -19,6 +19,7 @@ from heroes.lessons import (
     isolation_level,
     load_only,
     lost_update,
+    missing_await,
     missing_index,
     n_plus_one,
     not_null_column,
@@ -72,6 +73,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         concurrent_index.lesson,
         drop_column.lesson,
     ),
+    "async": (missing_await.lesson,),
     "modelling": (
         cascade_delete.lesson,
         soft_delete.lesson,
