@@ -4,6 +4,7 @@ contract) and its router; adding a lesson is adding a module and one line in its
 from heroes.lab import Lesson
 from heroes.lessons import (
     already_attached,
+    async_lazy_load,
     background_task_session,
     cascade_delete,
     column_defaults,
@@ -73,7 +74,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         concurrent_index.lesson,
         drop_column.lesson,
     ),
-    "async": (missing_await.lesson,),
+    "async": (missing_await.lesson, async_lazy_load.lesson),
     "modelling": (
         cascade_delete.lesson,
         soft_delete.lesson,
