@@ -134,3 +134,13 @@ def test_compare(client):
     assert outcomes["fixed"].endswith("stored: 1")
     assert outcomes["bad/read"] == "500: 'coroutine' object has no attribute 'all'"
     assert outcomes["fixed/read"] == "200 OK: 4 heroes"  # the 3, and the one fixed stored
+
+
+def test_reset_drops_the_scratch_database_and_its_async_engine(client, app):
+    """POST .../reset while the lesson's async engine holds connections: the 3 heroes again, a new engine."""
+    assert client.post(f"{URL}/fixed", json=hero("Before Reset")).status_code == 201
+    engines = app.state.lab.async_engines._engines
+    before = next(engine for key, (_, engine) in engines.items() if key.startswith("missing_await:"))
+    assert client.post(f"{URL}/reset").status_code == 200
+    assert before.pool.checkedin() == 0  # disposed with its database
+    assert [h["name"] for h in client.get(f"{URL}/fixed/read").json()] == [name for name, _ in READ]
