@@ -115,36 +115,44 @@ ASSET_TYPES = {
 }
 
 
+def swagger_ui(request: Request) -> HTMLResponse:
+    assets = request.scope.get("root_path", "") + DOCS_ASSETS
+    return get_swagger_ui_html(
+        openapi_url=request.scope.get("root_path", "") + request.app.openapi_url,
+        title=f"{request.app.title}: Swagger UI",
+        swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+        swagger_css_url=f"{assets}/swagger-ui.css",
+        swagger_favicon_url=f"{assets}/favicon.png",
+    )
+
+
+def redoc(request: Request) -> HTMLResponse:
+    assets = request.scope.get("root_path", "") + DOCS_ASSETS
+    return get_redoc_html(
+        openapi_url=request.scope.get("root_path", "") + request.app.openapi_url,
+        title=f"{request.app.title}: ReDoc",
+        redoc_js_url=f"{assets}/redoc.standalone.js",
+        redoc_favicon_url=f"{assets}/favicon.png",
+        with_google_fonts=False,  # FastAPI's default links fonts.googleapis.com
+    )
+
+
+def docs_asset(name: str) -> FileResponse:
+    if name not in ASSET_TYPES:
+        raise Problem(404, f"No docs asset {name!r}; there are {', '.join(ASSET_TYPES)}.")
+    return FileResponse(ASSET_FILES / name, media_type=ASSET_TYPES[name])
+
+
 def add_offline_docs(app: FastAPI) -> None:
-    """/docs (Swagger UI) and /redoc, whose scripts, styles and icon come from this app, not from a CDN."""
+    """/docs (Swagger UI) and /redoc, whose scripts, styles and icon come from this app, not from a CDN.
 
-    @app.get("/docs", include_in_schema=False)
-    def swagger_ui(request: Request) -> HTMLResponse:
-        assets = request.scope.get("root_path", "") + DOCS_ASSETS
-        return get_swagger_ui_html(
-            openapi_url=request.scope.get("root_path", "") + app.openapi_url,
-            title=f"{app.title}: Swagger UI",
-            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
-            swagger_css_url=f"{assets}/swagger-ui.css",
-            swagger_favicon_url=f"{assets}/favicon.png",
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    def redoc(request: Request) -> HTMLResponse:
-        assets = request.scope.get("root_path", "") + DOCS_ASSETS
-        return get_redoc_html(
-            openapi_url=request.scope.get("root_path", "") + app.openapi_url,
-            title=f"{app.title}: ReDoc",
-            redoc_js_url=f"{assets}/redoc.standalone.js",
-            redoc_favicon_url=f"{assets}/favicon.png",
-            with_google_fonts=False,  # FastAPI's default links fonts.googleapis.com
-        )
-
-    @app.get(DOCS_ASSETS + "/{name}", include_in_schema=False)
-    def docs_asset(name: str) -> FileResponse:
-        if name not in ASSET_TYPES:
-            raise Problem(404, f"No docs asset {name!r}; there are {', '.join(ASSET_TYPES)}.")
-        return FileResponse(ASSET_FILES / name, media_type=ASSET_TYPES[name])
+    The endpoints are module functions that read the app from the request: FastAPI caches facts about
+    each endpoint by identity (a bounded lru_cache), and a closure over `app` there kept every app a
+    process ever built alive (the test suite builds one per test).
+    """
+    app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
+    app.add_api_route(DOCS_ASSETS + "/{name}", docs_asset, methods=["GET"], include_in_schema=False)
 
 
 def operation_id(route: APIRoute) -> str:
