@@ -74,23 +74,25 @@ def squawk(sql: str, name: str, *, exclude: tuple[str, ...] = tuple(STYLE_RULES)
     return [Finding(f["rule_name"], f["line"], f["message"]) for f in json.loads(result.stdout or "[]")]
 
 
-def revision_sql(revision: str, down_revision: str | None) -> str:
-    """The SQL `alembic upgrade down:revision --sql` renders for PostgreSQL: this revision alone."""
+def revision_sql(revision: str, down_revision: str | None, *, lessons: bool = False) -> str:
+    """The SQL `alembic upgrade down:revision --sql` renders for PostgreSQL: this revision alone.
+
+    `lessons`: a revision of the migration lessons' (heroes.migrate.LESSON_VERSIONS)."""
     buffer = io.StringIO()
-    config = alembic_config(DUMMY_URL)
+    config = alembic_config(DUMMY_URL, lessons=lessons)
     config.output_buffer = buffer
     command.upgrade(config, f"{down_revision or 'base'}:{revision}", sql=True)
     return buffer.getvalue()
 
 
-def lint_chain() -> list[Revision]:
-    """Every revision from the first to head, each linted on its own SQL."""
-    script = ScriptDirectory.from_config(alembic_config(DUMMY_URL))
+def lint_chain(*, lessons: bool = False) -> list[Revision]:
+    """Every revision from the first to head, each linted on its own SQL (`lessons`: the lessons')."""
+    script = ScriptDirectory.from_config(alembic_config(DUMMY_URL, lessons=lessons))
     revisions = list(reversed(list(script.walk_revisions())))
     out = []
     for rev in revisions:
         down = rev.down_revision if isinstance(rev.down_revision, str) or rev.down_revision is None else None
-        sql = revision_sql(rev.revision, down)
+        sql = revision_sql(rev.revision, down, lessons=lessons)
         name = Path(rev.path).name
         out.append(Revision(rev.revision, (rev.doc or "").split("\n")[0], sql, squawk(sql, name)))
     return out

@@ -14,16 +14,25 @@ from heroes.config import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = ROOT / "alembic.ini"
+# The migration lessons' own revisions: one branch per lesson (branch label: its slug), run on a lesson's
+# scratch database on top of the reference chain, recorded in their own version table. They teach an
+# operation on the hero table; the reference schema (migrations/versions) does not need it.
+LESSON_VERSIONS = ROOT / "migrations" / "lessons"
+LESSON_VERSION_TABLE = "lesson_version"
 
 
-def alembic_config(url: str | None = None, *, quiet: bool = True) -> Config:
+def alembic_config(url: str | None = None, *, quiet: bool = True, lessons: bool = False) -> Config:
     """Alembic's Config for `url` (default: DATABASE_URL); migrations/env.py reads it from here.
 
     `quiet`: env.py leaves logging alone, so Alembic's INFO lines stay out of the lab's output (a scratch
     database built in front of a room). `heroes db upgrade` and the `alembic` command say what they run.
+    `lessons`: the migration lessons' revisions (LESSON_VERSIONS) instead of the reference chain.
     """
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("script_location", str(ROOT / "migrations"))
+    if lessons:
+        config.set_main_option("version_locations", str(LESSON_VERSIONS))
+        config.attributes["version_table"] = LESSON_VERSION_TABLE
     config.attributes["database_url"] = url or get_settings().database_url
     config.attributes["quiet"] = quiet
     return config
@@ -33,13 +42,15 @@ def upgrade(url: str | None = None, revision: str = "head", *, quiet: bool = Tru
     command.upgrade(alembic_config(url, quiet=quiet), revision)
 
 
-def upgrade_connection(connection: Connection, revision: str = "head", *, empty: bool = False) -> None:
+def upgrade_connection(
+    connection: Connection, revision: str = "head", *, empty: bool = False, lessons: bool = False
+) -> None:
     """Upgrade through a connection the caller made (a lesson's scratch schema, set by its search_path).
 
     `empty`: the schema has no rows yet (a scratch database being built), so nothing needs building
-    CONCURRENTLY: see `concurrently()`.
+    CONCURRENTLY: see `concurrently()`. `lessons`: `revision` is one of the lessons' (LESSON_VERSIONS).
     """
-    config = alembic_config(str(connection.engine.url))
+    config = alembic_config(str(connection.engine.url), lessons=lessons)
     config.attributes["connection"] = connection
     config.attributes["empty"] = empty
     command.upgrade(config, revision)
@@ -78,9 +89,9 @@ def downgrade(url: str | None = None, revision: str = "-1", *, quiet: bool = Tru
     command.downgrade(alembic_config(url, quiet=quiet), revision)
 
 
-def downgrade_connection(connection: Connection, revision: str = "-1") -> None:
+def downgrade_connection(connection: Connection, revision: str = "-1", *, lessons: bool = False) -> None:
     """Downgrade through a connection the caller made (a lesson's scratch schema, set by its search_path)."""
-    config = alembic_config(str(connection.engine.url))
+    config = alembic_config(str(connection.engine.url), lessons=lessons)
     config.attributes["connection"] = connection
     command.downgrade(config, revision)
 
@@ -91,11 +102,15 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
-def current_revision(connection: Connection) -> str | None:
-    """The revision the database is at, or None for a database Alembic never touched."""
-    if not inspect(connection).has_table("alembic_version"):
+def current_revision(connection: Connection, *, lessons: bool = False) -> str | None:
+    """The revision the database is at, or None for a database Alembic never touched.
+
+    `lessons`: the lessons' revisions applied on top (one row per lesson branch), joined by commas."""
+    table = LESSON_VERSION_TABLE if lessons else "alembic_version"
+    if not inspect(connection).has_table(table):
         return None
-    return connection.scalar(text("SELECT version_num FROM alembic_version"))
+    rows = connection.scalars(text(f"SELECT version_num FROM {table} ORDER BY version_num")).all()
+    return ",".join(rows) or None
 
 
 @contextmanager

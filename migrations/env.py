@@ -46,6 +46,8 @@ def configure(connection: Connection | None = None, **kwargs) -> None:
         compare_type=True,
         compare_server_default=True,
         transaction_per_migration=True,
+        # the migration lessons' revisions (heroes.migrate.LESSON_VERSIONS) keep their own record
+        version_table=config.attributes.get("version_table", "alembic_version"),
         **kwargs,
     )
 

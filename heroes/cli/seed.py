@@ -72,11 +72,15 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, 
 
 
 @db_app.command("lint")
-def db_lint() -> None:
+def db_lint(
+    lessons: Annotated[
+        bool, typer.Option("--lessons", help="The migration lessons' own revisions (migrations/lessons).")
+    ] = False,
+) -> None:
     """Lint each revision's PostgreSQL SQL with squawk (`alembic upgrade A:B --sql`; no server needed)."""
     from heroes.lint import PG_VERSION, STYLE_RULES, lint_chain
 
-    revisions = lint_chain()
+    revisions = lint_chain(lessons=lessons)
     for revision in revisions:
         count = len(revision.findings)
         verdict = f"[red]{count} finding(s)[/]" if count else "[green]clean[/]"

@@ -81,9 +81,11 @@ def until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
 
 
 @lru_cache
-def squawk_revisions(start: str, end: str) -> tuple[str, ...]:
-    """The rules squawk flags in revisions start..end, as `heroes db lint` renders them."""
-    return tuple(sorted({finding.rule for finding in squawk(revision_sql(end, start), f"{end}.sql")}))
+def squawk_revisions(start: str | None, end: str, *, lessons: bool = False) -> tuple[str, ...]:
+    """The rules squawk flags in revisions start..end, as `heroes db lint` renders them (`lessons`: the
+    migration lessons' own revisions, heroes.migrate.LESSON_VERSIONS; start None: from the branch's base)."""
+    sql = revision_sql(end, start, lessons=lessons)
+    return tuple(sorted({finding.rule for finding in squawk(sql, f"{end}.sql")}))
 
 
 @lru_cache
@@ -116,8 +118,11 @@ class Run:
             return connection.scalar(text(sql))
 
     def revision(self) -> str:
+        """The reference revision, then the lessons' revisions applied on top, if any: "0007+fk_1"."""
         with self.engine.connect() as connection:
-            return migrate.current_revision(connection) or "base"
+            reference = migrate.current_revision(connection) or "base"
+            on_top = migrate.current_revision(connection, lessons=True)
+        return f"{reference}+{on_top}" if on_top else reference
 
     def step(self, action: str, work: Callable[[Engine], str]) -> bool:
         """Run `work` (it returns the outcome line); a database error becomes the outcome, not a 500."""
@@ -132,12 +137,16 @@ class Run:
         self.steps.append(Step(action=action, outcome=outcome, statements=queries.count, ms=ms))
         return ok
 
-    def migrate(self, target: str, action: str, outcome: Callable[[], str], down: bool = False) -> bool:
-        """`alembic upgrade target` (or downgrade) through a connection; then `outcome` describes it."""
+    def migrate(
+        self, target: str, action: str, outcome: Callable[[], str], down: bool = False, lessons: bool = False
+    ) -> bool:
+        """`alembic upgrade target` (or downgrade) through a connection; then `outcome` describes it.
+        `lessons`: `target` is one of the migration lessons' revisions (heroes.migrate.LESSON_VERSIONS)."""
 
         def work(engine: Engine) -> str:
             with engine.connect() as connection:
-                (migrate.downgrade_connection if down else migrate.upgrade_connection)(connection, target)
+                run = migrate.downgrade_connection if down else migrate.upgrade_connection
+                run(connection, target, lessons=lessons)
                 connection.commit()
             return outcome()
 
