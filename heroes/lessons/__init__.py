@@ -19,6 +19,7 @@ from heroes.lessons import (
     foreign_key,
     isolation_level,
     load_only,
+    lock_queue,
     lost_update,
     missing_await,
     missing_index,
@@ -73,6 +74,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         not_null_column.lesson,
         concurrent_index.lesson,
         drop_column.lesson,
+        lock_queue.lesson,
     ),
     "async": (missing_await.lesson, async_lazy_load.lesson),
     "modelling": (

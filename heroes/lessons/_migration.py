@@ -89,15 +89,18 @@ def squawk_revisions(start: str | None, end: str, *, lessons: bool = False) -> t
 
 
 @lru_cache
-def squawk_operations(work: Callable[[Operations], None]) -> tuple[str, ...]:
+def squawk_operations(work: Callable[[Operations], None], *, lock_timeout: bool = True) -> tuple[str, ...]:
     """The rules squawk flags in what `work` renders for PostgreSQL (offline: no server), its waits
-    bounded as the lab's revisions bound theirs, so what is left is the lesson's pitfall."""
+    bounded as the lab's revisions bound theirs, so what is left is the lesson's pitfall.
+    `lock_timeout=False`: rendered without `SET lock_timeout`, as a migration that never sets one."""
     buffer = io.StringIO()
     context = MigrationContext.configure(
         dialect_name="postgresql", opts={"as_sql": True, "output_buffer": buffer}
     )
     work(Operations(context))
-    sql = f"SET lock_timeout = '{migrate.MIGRATION_LOCK_TIMEOUT}';\n{buffer.getvalue()}"
+    sql = buffer.getvalue()
+    if lock_timeout:
+        sql = f"SET lock_timeout = '{migrate.MIGRATION_LOCK_TIMEOUT}';\n{sql}"
     sql = f"SET statement_timeout = '{migrate.MIGRATION_STATEMENT_TIMEOUT}';\n{sql}"
     return tuple(sorted({finding.rule for finding in squawk(sql, "migration.sql")}))
 
