@@ -28,6 +28,7 @@ from heroes.lessons import (
     partial_update,
     pending_rollback,
     relationship_response,
+    rename_column,
     shared_session,
     soft_delete,
     sql_injection,
@@ -75,6 +76,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         concurrent_index.lesson,
         drop_column.lesson,
         lock_queue.lesson,
+        rename_column.lesson,
     ),
     "async": (missing_await.lesson, async_lazy_load.lesson),
     "modelling": (
