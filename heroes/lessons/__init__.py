@@ -5,6 +5,7 @@ from heroes.lab import Lesson
 from heroes.lessons import (
     already_attached,
     async_lazy_load,
+    autogenerate_blind_spots,
     background_task_session,
     cascade_delete,
     column_defaults,
@@ -77,6 +78,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         drop_column.lesson,
         lock_queue.lesson,
         rename_column.lesson,
+        autogenerate_blind_spots.lesson,
     ),
     "async": (missing_await.lesson, async_lazy_load.lesson),
     "modelling": (
