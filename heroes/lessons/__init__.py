@@ -3,6 +3,7 @@ contract) and its router; adding a lesson is adding a module and one line in its
 
 from heroes.lab import Lesson
 from heroes.lessons import (
+    add_foreign_key,
     already_attached,
     async_lazy_load,
     autogenerate_blind_spots,
@@ -76,6 +77,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         not_null_column.lesson,
         concurrent_index.lesson,
         drop_column.lesson,
+        add_foreign_key.lesson,
         lock_queue.lesson,
         rename_column.lesson,
         autogenerate_blind_spots.lesson,
