@@ -73,3 +73,11 @@ def test_a_migration_behind_a_long_reader_gives_up_instead_of_queueing_everyone(
 
     assert raised.value.orig.sqlstate == "55P03"  # lock_not_available, after MIGRATION_LOCK_TIMEOUT
     migrate.downgrade(database_url, "0006")  # the reader gone, the same revision runs
+
+
+def test_the_lessons_revisions_are_clean():
+    result = runner.invoke(app, ["db", "lint", "--lessons"])
+
+    assert result.exit_code == 0, result.output
+    revisions = lint_chain(lessons=True)
+    assert revisions and f"{len(revisions)} revisions, 0 finding(s)" in result.output
