@@ -37,15 +37,43 @@ def test_revision_0006_builds_concurrently_and_the_writer_goes_through(client, a
     assert scratch_rows(app, "concurrent_index_fixed", INDEX) == [(True,)]  # valid, not left INVALID
 
 
+@pytest.mark.postgres_only(reason="SQLite has no concurrent index build: one writer at a time")
+def test_a_failed_unique_build_leaves_an_invalid_index_and_if_not_exists_keeps_it(client, app):
+    body = report(client.post(f"{LESSON}/bad/invalid", params={"heroes": 200}))
+    failed = 'failed: UniqueViolation: could not create unique index "ux_hero_name"'
+    assert [step["outcome"] for step in body["steps"]] == [
+        "ok: waiting for a lock",  # for the batch job's transaction, its index not ready yet
+        "ok: done",  # the writer's second Writer: nothing checks it, and nobody blocks it
+        failed,  # the build, once the job committed, finds the two Writers
+        "ok: indisvalid = false",  # the failed build left its index
+        "ok: indisvalid = false",  # the duplicate gone, IF NOT EXISTS built nothing
+        "ok: indisvalid = true",  # REINDEX INDEX CONCURRENTLY
+    ]
+    assert body["error"] == failed.removeprefix("failed: ")
+    assert body["writer_blocked"] is False
+    assert (body["revision_from"], body["revision_to"]) == ("0005", "0005")
+    assert (body["rows_before"], body["rows_after"]) == (200, 202)
+    assert body["squawk"] == []  # the linter sees a CONCURRENTLY build: nothing to say
+    unique = "SELECT indisvalid, indisready FROM pg_index WHERE indexrelid = 'ux_hero_name'::regclass"
+    assert scratch_rows(app, "concurrent_index_invalid", unique) == [(True, True)]
+    writers = "SELECT id, name FROM hero WHERE name LIKE 'Writer%' ORDER BY id"
+    assert scratch_rows(app, "concurrent_index_invalid", writers) == [(1, "Writer"), (202, "Writer 202")]
+
+
 @pytest.mark.postgres_only(reason="the lesson runs on PostgreSQL")
 def test_compare_reports_blocked_and_not_blocked(client):
     response = client.get(f"{LESSON}/compare", params={"size": 1000})
     assert response.status_code == 200, response.text
-    bad, fixed = response.json()["variants"]
+    bad, fixed, invalid = response.json()["variants"]
     head = "ok: 3 steps; heroes 1000 -> 1002"
     squawk = "squawk: require-concurrent-index-creation"
     assert bad["outcome"].startswith(f"{head}; at 0005; {squawk}; writer blocked, its INSERT")
     assert fixed["outcome"].startswith(f"{head}; at 0006; squawk: clean; writer not blocked, its")
+    failed = 'failed: UniqueViolation: could not create unique index "ux_hero_name"'
+    assert invalid["outcome"].startswith(f"{failed}; heroes 1000 -> 1002; at 0005; squawk: clean; writer not")
+    assert invalid["outcome"].endswith(
+        "; then indisvalid = false; then indisvalid = false; then indisvalid = true"
+    )
 
 
 @pytest.mark.sqlite_only(reason="the problem a SQLite lab answers")

@@ -4,6 +4,7 @@ contract) and its router; adding a lesson is adding a module and one line in its
 from heroes.lab import Lesson
 from heroes.lessons import (
     add_foreign_key,
+    add_unique_constraint,
     already_attached,
     async_lazy_load,
     autogenerate_blind_spots,
@@ -80,6 +81,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         add_foreign_key.lesson,
         lock_queue.lesson,
         rename_column.lesson,
+        add_unique_constraint.lesson,
         autogenerate_blind_spots.lesson,
     ),
     "async": (missing_await.lesson, async_lazy_load.lesson),

@@ -85,6 +85,18 @@ def until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
     return True
 
 
+def index_valid(engine: Engine, index: str, *first: str) -> str:
+    """`first` run outside a transaction (as CONCURRENTLY must), then `index`'s pg_index.indisvalid."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for statement in first:
+            connection.execute(text(statement))
+        valid = connection.scalar(
+            text("SELECT indisvalid FROM pg_index WHERE indexrelid = CAST(:index AS regclass)"),
+            {"index": index},
+        )
+    return f"indisvalid = {str(valid).lower()}"
+
+
 @lru_cache
 def squawk_revisions(start: str | None, end: str, *, lessons: bool = False) -> tuple[str, ...]:
     """The rules squawk flags in revisions start..end, as `heroes db lint` renders them (`lessons`: the

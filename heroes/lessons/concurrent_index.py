@@ -16,12 +16,13 @@ Myth: "CONCURRENTLY needs raw SQL and takes no lock". Index(..., postgresql_conc
 op.create_index(..., postgresql_concurrently=True)) renders it; it must run outside a transaction
 (inside one: "cannot run inside a transaction block"); and it holds SHARE UPDATE EXCLUSIVE for its
 whole run: writers pass, other schema changes and VACUUM of the table wait.
+Variant: POST /lessons/concurrent-index/bad/invalid: a unique index built CONCURRENTLY while a writer
+adds a duplicate fails, and stays INVALID (pg_index.indisvalid false); run again, CREATE INDEX
+CONCURRENTLY IF NOT EXISTS keeps it. The duplicate gone: REINDEX INDEX CONCURRENTLY (or drop, rebuild).
 Commands: heroes db upgrade 0006 and heroes db downgrade 0005 run it on your database; alembic
 upgrade 0005:0006 --sql prints COMMIT, then CREATE INDEX CONCURRENTLY, then BEGIN.
-Data: a PostgreSQL
-schema of its own, migrated to 0005, with ?heroes=N
-heroes (1000 unless said), rebuilt on every request. The batch job's transaction stays open 200 ms
-after the writer has tried.
+Data: a PostgreSQL schema of its own, migrated to 0005, with ?heroes=N heroes (1000 unless said),
+rebuilt on every request. The batch job's transaction stays open 200 ms after the writer has tried.
 """
 
 from collections.abc import Callable
@@ -42,7 +43,7 @@ from heroes.lessons._migration import (
     MigrationReport,
     Run,
     in_background,
-    message,
+    index_valid,
     scratch,
     squawk_operations,
     squawk_revisions,
@@ -60,6 +61,11 @@ NO_EXERCISE = (
 HOLD = 0.2  # seconds the batch job keeps its transaction open once the writer has tried
 INSERT = text("INSERT INTO hero (name, secret_name, version) VALUES (:name, 'x', 1)")
 RESPONSES = problem_responses(409, 422)
+UNIQUE = "ux_hero_name"  # bad/invalid's index
+BUILD = f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {UNIQUE} ON hero (name)"
+REINDEX = f"REINDEX INDEX CONCURRENTLY {UNIQUE}"  # rebuilds an INVALID index, valid this time
+NAMED = "UPDATE hero SET name = 'Writer' WHERE id = 1"  # bad/invalid: a hero named as the writer's
+RENAME = "UPDATE hero SET name = 'Writer ' || id WHERE name = 'Writer' AND id > 1"  # the later Writers
 
 
 class IndexReport(MigrationReport):
@@ -92,7 +98,9 @@ def race(run: Run, build: Callable[[Connection], None], action: str) -> tuple[bo
         def commit(_) -> str:
             job.commit()
             inserting.join(30), building.join(30)
-            return "; ".join(message(e) for e in errors) or f"the writer's INSERT took {took['ms']} ms"
+            if errors:
+                raise errors[0]  # the migration's own failure is this step's outcome
+            return f"the writer's INSERT took {took['ms']} ms"
 
         job.execute(INSERT, {"name": "Batch Hero"})  # a write transaction in flight, not committed yet
         building = in_background(lambda: build(migration), errors)
@@ -102,7 +110,7 @@ def race(run: Run, build: Callable[[Connection], None], action: str) -> tuple[bo
         blocked = writer_waits()
         run.step("a writer inserts a hero, as POST /heroes does", lambda _: "blocked" if blocked else "done")
         sleep(HOLD)
-        run.step(f"the batch job commits {HOLD * 1000:.0f} ms later; the index is built", commit)
+        run.step(f"the batch job commits {HOLD * 1000:.0f} ms later; the migration goes on", commit)
     return blocked, took.get("ms", -1.0)
 
 
@@ -137,11 +145,29 @@ def fixed(request: Request, heroes: Heroes = DEFAULT_HEROES) -> IndexReport:
         return IndexReport(**run.report(), writer_blocked=blocked, lock_wait_ms=ms)
 
 
+def unique_name(op: Operations) -> None:
+    op.execute(BUILD)  # IF NOT EXISTS: an INVALID index of that name counts as there
+
+
+@router.post("/bad/invalid", response_model=IndexReport, responses=RESPONSES)
+def bad_invalid(request: Request, heroes: Heroes = DEFAULT_HEROES) -> IndexReport:
+    """A unique index built CONCURRENTLY, a duplicate written meanwhile: INVALID; IF NOT EXISTS keeps it."""
+    with scratch(request, lesson, "invalid", "0005", heroes, lambda c: c.execute(text(NAMED))) as run:
+        build = lambda c: c.execution_options(isolation_level="AUTOCOMMIT").execute(text(BUILD))  # noqa: E731
+        blocked, ms = race(run, build, "CREATE UNIQUE INDEX CONCURRENTLY ux_hero_name (hero 1: Writer)")
+        run.step("pg_index: the index the failed build left", lambda e: index_valid(e, UNIQUE))
+        run.step("the later Writer renamed; the build again", lambda e: index_valid(e, UNIQUE, RENAME, BUILD))
+        run.step(f"recover: {REINDEX}", lambda e: index_valid(e, UNIQUE, REINDEX))
+        run.squawk = squawk_operations(unique_name)
+        return IndexReport(**run.report(), writer_blocked=blocked, lock_wait_ms=ms)
+
+
 def index_summary(status: int, body) -> str:
     line = summary(status, body)
     if status == 200:
         state = "blocked" if body["writer_blocked"] else "not blocked"
         line += f"; writer {state}, its INSERT took {body['lock_wait_ms']:.0f} ms"
+        line += "".join(f"; then {s['outcome'].removeprefix('ok: ')}" for s in body["steps"][3:])
     return line
 
 
@@ -150,4 +176,5 @@ def calls(size: int | None) -> list[Call]:
     return [
         Call("bad", "POST", "/bad", params, summary=index_summary),
         Call("fixed", "POST", "/fixed", params, summary=index_summary),
+        Call("bad/invalid", "POST", "/bad/invalid", params, summary=index_summary),
     ]
