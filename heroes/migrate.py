@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic import command, op
 from alembic.config import Config
+from alembic.operations import Operations
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
@@ -74,13 +75,14 @@ MIGRATION_LOCK_TIMEOUT = "5s"
 MIGRATION_STATEMENT_TIMEOUT = "15min"  # a backfill batch or a CONCURRENTLY build on a large table
 
 
-def lint_ignore(rule: str, reason: str) -> None:
+def lint_ignore(rule: str, reason: str, operations: Operations | None = None) -> None:
     """In a revision: the next statement breaks squawk's `rule` on purpose (`heroes db lint`), and why.
 
     Only in offline mode (`alembic upgrade --sql`, what the linter reads): two SQL comments, the reason
     then squawk's `-- squawk-ignore RULE`. A migration run against a database sends nothing.
+    `operations`: outside a revision, the Operations a lesson renders with (default: the revision's op).
     """
-    context = op.get_context()
+    context = (operations or op).get_context()
     if context.as_sql:
         context.impl.output_buffer.write(f"-- {reason}\n-- squawk-ignore {rule}\n")  # right above it
 
