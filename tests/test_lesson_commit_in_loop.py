@@ -4,7 +4,7 @@ ORM's INSERT statements (N on SQLite, batched on PostgreSQL), COPY on PostgreSQL
 import math
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import event, func
 from sqlmodel import Session, select
 
 from heroes.lessons.commit_in_loop import scratch
@@ -45,6 +45,26 @@ def test_bad_commits_once_per_row(client, seeded, app):
 def test_each_fix_commits_once_or_once_per_1000_rows(client, seeded, route, commits):
     body = post(client, route, MANY)
     assert (body["heroes"], body["stored"], body["commits"]) == (MANY, MANY, commits)
+
+
+def test_each_commit_expires_every_hero_so_far_so_bad_does_quadratic_work(client, seeded):
+    """Why bad's rows/s falls as N grows (heroes bench, the README): the n-th commit expires the n heroes
+    the session holds (the request keeps them, to answer), N(N+1)/2 expirations in all; fixed: N."""
+    expired = []
+
+    def count(state, attributes) -> None:
+        expired.append(attributes)
+
+    event.listen(Hero, "expire", count)
+    try:
+        post(client, "bad", FEW)
+        bad, expired[:] = list(expired), []
+        post(client, "fixed", FEW)
+    finally:
+        event.remove(Hero, "expire", count)
+    assert len(bad) == FEW * (FEW + 1) // 2  # 7,260 for 120 heroes
+    assert len(expired) == FEW
+    assert set(bad) == set(expired) == {None}  # every attribute of the hero, each time
 
 
 def test_batches_at_exactly_1000_commit_once(client, seeded):
