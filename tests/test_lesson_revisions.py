@@ -57,6 +57,7 @@ def test_every_branch_runs_up_and_down_keeping_every_hero(slug, database_url, en
                 == SCRIPT.get_revision(f"{slug}@head").revision
             )
             assert connection.scalar(text("SELECT count(*) FROM hero")) == 30
+            connection.commit()  # a downgrade may build CONCURRENTLY: not inside this read's transaction
             migrate.downgrade_connection(connection, f"{slug}@base", lessons=True)
             connection.commit()
             assert migrate.current_revision(connection, lessons=True) is None
