@@ -10,9 +10,8 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from heroes import migrate
-from heroes.lessons._migration import in_background, until
+from heroes.lessons._migration import HOLD, in_background, until, waits_for_a_lock
 from heroes.lessons.add_foreign_key import FOREIGN_KEY, INSERT, legacy
-from heroes.lessons.concurrent_index import HOLD, waits_for_a_lock
 from heroes.lint import squawk
 from heroes.seed import seed_bulk
 

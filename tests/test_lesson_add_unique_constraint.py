@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import text
 
 from heroes import migrate
+from heroes.lessons._migration import HOLD
 from heroes.lessons.add_unique_constraint import share_names
-from heroes.lessons.concurrent_index import HOLD
 from heroes.seed import seed_bulk
 
 from support import report, scratch_rows

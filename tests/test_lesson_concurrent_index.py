@@ -4,7 +4,7 @@ pg_stat_activity (the writer waiting on a lock), not guessed from a timing."""
 
 import pytest
 
-from heroes.lessons.concurrent_index import HOLD
+from heroes.lessons._migration import HOLD
 
 from support import report, scratch_rows
 

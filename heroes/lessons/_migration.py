@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from heroes import migrate
 from heroes.db import is_sqlite
-from heroes.evidence import count_queries
+from heroes.evidence import count_queries, not_recorded
 from heroes.lab import Lesson, Size, lab_of, safe_message
 from heroes.lint import revision_sql, squawk
 from heroes.seed import seed_bulk
@@ -83,6 +83,59 @@ def until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
             return False
         sleep(0.01)
     return True
+
+
+HOLD = 0.2  # seconds a race's batch job keeps its transaction open once the writer has tried
+WRITE = text("INSERT INTO hero (name, secret_name, version, team_id) VALUES (:name, 'x', 1, :team)")
+
+
+def waits_for_a_lock(engine: Engine, connection: Connection) -> bool:
+    """PostgreSQL: `connection`'s backend is waiting for a lock right now (pg_stat_activity), seen from
+    another connection: an observed state, not a timing."""
+    pid = connection.connection.driver_connection.info.backend_pid
+    with not_recorded(), engine.connect().execution_options(isolation_level="AUTOCOMMIT") as observer:
+        query = "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"
+        return bool(observer.scalar(text(query), {"pid": pid}))
+
+
+def race(
+    run: "Run", migration: Callable[[Connection], None], action: str, team: int | None = None
+) -> tuple[bool, float]:
+    """A batch job's write transaction is open on hero; the migration starts; a writer inserts a hero
+    (as POST /heroes does, in team `team`); the job commits HOLD later. Returns (the writer was seen
+    waiting for a lock, ms its INSERT took). Each stage is a step of the report; the migration's own
+    failure is the last step's outcome."""
+    engine, errors, took = run.engine, [], {}
+    with engine.connect() as job, engine.connect() as migrating, engine.connect() as writer:
+
+        def insert() -> None:
+            started = perf_counter()
+            writer.execute(WRITE, {"name": "Writer", "team": team})
+            writer.commit()
+            took["ms"] = round((perf_counter() - started) * 1000, 2)
+
+        def seen_waiting(thread: threading.Thread, connection: Connection) -> bool:
+            until(lambda: not thread.is_alive() or waits_for_a_lock(engine, connection))
+            return thread.is_alive() and waits_for_a_lock(engine, connection)
+
+        def commit(_) -> str:
+            job.commit()
+            building.join(30), inserting.join(30)
+            if errors:
+                raise errors[0]  # the migration's own failure is this step's outcome
+            return f"the writer's INSERT took {took['ms']} ms"
+
+        job.execute(WRITE, {"name": "Batch Hero", "team": team})  # a write in flight, not committed yet
+        building = in_background(lambda: migration(migrating), errors)
+        waiting = seen_waiting(building, migrating)  # for the batch job's transaction, or not at all
+        done = "done, the job still open" if not building.is_alive() else "not waiting"
+        run.step(action, lambda _: "waiting for a lock" if waiting else done)
+        inserting = in_background(insert, errors)
+        blocked = seen_waiting(inserting, writer)
+        run.step("a writer inserts a hero, as POST /heroes does", lambda _: "blocked" if blocked else "done")
+        sleep(HOLD)
+        run.step(f"the batch job commits {HOLD * 1000:.0f} ms later", commit)
+    return blocked, took.get("ms", -1.0)
 
 
 def index_valid(engine: Engine, index: str, *first: str) -> str:

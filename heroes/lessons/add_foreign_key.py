@@ -24,10 +24,6 @@ per request; legacy: its key on hero.team_id dropped (never declared; the API is
 revisions also run beside the schema's own.
 """
 
-from collections.abc import Callable
-from time import perf_counter, sleep
-from typing import Any
-
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from fastapi import Request
@@ -42,15 +38,13 @@ from heroes.lessons._migration import (
     Heroes,
     MigrationReport,
     Run,
-    in_background,
     message,
+    race,
     scratch,
     squawk_operations,
     squawk_revisions,
     summary,
-    until,
 )
-from heroes.lessons.concurrent_index import HOLD, waits_for_a_lock
 from heroes.problems import problem_responses
 
 lesson = Lesson(__name__, __doc__, engines=POSTGRESQL, size=SCRATCH_SIZE)
@@ -93,38 +87,6 @@ def validate(connection: Connection) -> None:
     connection.commit()
 
 
-def race(run: Run, migration_work: Callable[[Connection], None], action: str) -> dict[str, Any]:
-    """A batch job's write transaction is open; the migration starts; a writer inserts; the job commits."""
-    engine, errors, took = run.engine, [], {}
-    with engine.connect() as job, engine.connect() as migration, engine.connect() as writer:
-
-        def insert() -> None:
-            started = perf_counter()
-            writer.execute(INSERT, {"name": "Writer", "team": 1})
-            writer.commit()
-            took["ms"] = round((perf_counter() - started) * 1000, 2)
-
-        def commit(_) -> str:
-            job.commit()
-            migrating.join(30), inserting.join(30)
-            if errors:
-                raise errors[0]
-            return f"the writer's INSERT took {took['ms']} ms"
-
-        job.execute(INSERT, {"name": "Batch Hero", "team": 1})  # a write transaction in flight
-        migrating = in_background(lambda: migration_work(migration), errors)
-        until(lambda: not migrating.is_alive() or waits_for_a_lock(engine, migration))
-        waiting = migrating.is_alive()
-        run.step(action, lambda _: "waiting for a lock" if waiting else "done, the job still open")
-        inserting = in_background(insert, errors)
-        until(lambda: not inserting.is_alive() or waits_for_a_lock(engine, writer))
-        blocked = inserting.is_alive() and waits_for_a_lock(engine, writer)
-        run.step("a writer inserts a hero, as POST /heroes does", lambda _: "blocked" if blocked else "done")
-        sleep(HOLD)
-        run.step(f"the batch job commits {HOLD * 1000:.0f} ms later", commit)
-    return {"writer_blocked": blocked, "lock_wait_ms": took.get("ms", -1.0)}
-
-
 def orphans(run: Run) -> list[int]:
     return list(run.scalar(f"SELECT array_agg(id ORDER BY id) FROM ({ORPHANS}) o") or [])
 
@@ -143,9 +105,13 @@ def bad(request: Request, heroes: Heroes = DEFAULT_HEROES) -> ForeignKeyReport:
     """One step, ADD FOREIGN KEY validated at once, while a write transaction is open: the writer waits."""
     with scratch(request, lesson, "bad", "head", heroes, legacy) as run:
         found = orphans(run)
-        raced = race(run, one_step, f"ADD CONSTRAINT {FOREIGN_KEY} FOREIGN KEY, validated, in one revision")
+        action = f"ADD CONSTRAINT {FOREIGN_KEY} FOREIGN KEY, validated, in one revision"
+        blocked, ms = race(run, one_step, action, team=1)
         run.squawk = squawk_operations(add_foreign_key)
-        return ForeignKeyReport(**run.report(), **raced, orphans=found, orphans_after=len(orphans(run)))
+        after = len(orphans(run))
+        return ForeignKeyReport(
+            **run.report(), writer_blocked=blocked, lock_wait_ms=ms, orphans=found, orphans_after=after
+        )
 
 
 @router.post("/fixed", response_model=ForeignKeyReport, responses=RESPONSES)
@@ -157,9 +123,12 @@ def fixed(request: Request, heroes: Heroes = DEFAULT_HEROES) -> ForeignKeyReport
         run.step("a new orphan: INSERT a hero of team 2", new_orphan)
         run.step("the orphans, listed in the report", lambda _: f"{len(found)} heroes of no team")
         run.migrate("fk_2", "fk_2: the orphans' team_id set to NULL", still, lessons=True)
-        raced = race(run, validate, f"fk_3: VALIDATE CONSTRAINT {FOREIGN_KEY}")
+        blocked, ms = race(run, validate, f"fk_3: VALIDATE CONSTRAINT {FOREIGN_KEY}", team=1)
         run.squawk = squawk_revisions(None, "fk_3", lessons=True)
-        return ForeignKeyReport(**run.report(), **raced, orphans=found, orphans_after=len(orphans(run)))
+        after = len(orphans(run))
+        return ForeignKeyReport(
+            **run.report(), writer_blocked=blocked, lock_wait_ms=ms, orphans=found, orphans_after=after
+        )
 
 
 def fk_summary(status: int, body) -> str:

@@ -44,12 +44,12 @@ from heroes.lessons._migration import (
     MigrationReport,
     Run,
     index_valid,
+    race,
     scratch,
     squawk_operations,
     squawk_revisions,
     summary,
 )
-from heroes.lessons.concurrent_index import race
 from heroes.problems import problem_responses
 
 lesson = Lesson(__name__, __doc__, engines=POSTGRESQL, size=SCRATCH_SIZE)

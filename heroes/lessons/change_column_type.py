@@ -36,7 +36,6 @@ from heroes.db import is_sqlite
 from heroes.lab import Call, Lesson
 from heroes.lessons import _migration
 from heroes.lessons._migration import DEFAULT_HEROES, SCRATCH_SIZE, Heroes, MigrationReport, Run, scratch
-from heroes.lessons.concurrent_index import waits_for_a_lock
 from heroes.problems import problem_responses
 
 lesson = Lesson(__name__, __doc__, size=SCRATCH_SIZE)
@@ -99,8 +98,8 @@ def race(run: Run, change: Callable[[Operations], None], action: str) -> dict[st
         migration.begin()
         run.step(action, lambda _: change(op) or "done, its transaction still open")
         inserting = _migration.in_background(insert, errors)
-        _migration.until(lambda: not inserting.is_alive() or waits_for_a_lock(engine, writer))
-        blocked = inserting.is_alive() and waits_for_a_lock(engine, writer)
+        _migration.until(lambda: not inserting.is_alive() or _migration.waits_for_a_lock(engine, writer))
+        blocked = inserting.is_alive() and _migration.waits_for_a_lock(engine, writer)
         run.step("a writer inserts a hero, as POST /heroes does", lambda _: "blocked" if blocked else "done")
         sleep(HOLD)
         run.step(f"the migration commits {HOLD * 1000:.0f} ms later", commit)

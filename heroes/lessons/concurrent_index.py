@@ -25,30 +25,24 @@ Data: a PostgreSQL schema of its own, migrated to 0005, with ?heroes=N heroes (1
 rebuilt on every request. The batch job's transaction stays open 200 ms after the writer has tried.
 """
 
-from collections.abc import Callable
-from time import perf_counter, sleep
-
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from fastapi import Request
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, text
 
 from heroes import migrate
-from heroes.evidence import not_recorded
 from heroes.lab import POSTGRESQL, Call, Lesson
 from heroes.lessons._migration import (
     DEFAULT_HEROES,
     SCRATCH_SIZE,
     Heroes,
     MigrationReport,
-    Run,
-    in_background,
     index_valid,
+    race,
     scratch,
     squawk_operations,
     squawk_revisions,
     summary,
-    until,
 )
 from heroes.problems import problem_responses
 
@@ -58,8 +52,6 @@ NO_EXERCISE = (
     "its fix is a revision, not a route: the exercise will be to edit one until squawk (its finding is in "
     "the report) is silent and the writer is not blocked"
 )
-HOLD = 0.2  # seconds the batch job keeps its transaction open once the writer has tried
-INSERT = text("INSERT INTO hero (name, secret_name, version) VALUES (:name, 'x', 1)")
 RESPONSES = problem_responses(409, 422)
 UNIQUE = "ux_hero_name"  # bad/invalid's index
 BUILD = f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {UNIQUE} ON hero (name)"
@@ -71,47 +63,6 @@ RENAME = "UPDATE hero SET name = 'Writer ' || id WHERE name = 'Writer' AND id > 
 class IndexReport(MigrationReport):
     writer_blocked: bool  # the writer's INSERT was seen waiting for a lock
     lock_wait_ms: float  # how long the writer's INSERT took
-
-
-def waits_for_a_lock(engine: Engine, connection: Connection) -> bool:
-    pid = connection.connection.driver_connection.info.backend_pid
-    with not_recorded(), engine.connect().execution_options(isolation_level="AUTOCOMMIT") as observer:
-        query = "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"
-        return bool(observer.scalar(text(query), {"pid": pid}))
-
-
-def race(run: Run, build: Callable[[Connection], None], action: str) -> tuple[bool, float]:
-    """A batch job's write transaction is open; the migration starts; a writer inserts; the job commits."""
-    engine, errors, took = run.engine, [], {}
-    with engine.connect() as job, engine.connect() as migration, engine.connect() as writer:
-
-        def insert() -> None:
-            started = perf_counter()
-            writer.execute(INSERT, {"name": "Writer"})
-            writer.commit()
-            took["ms"] = round((perf_counter() - started) * 1000, 2)
-
-        def writer_waits() -> bool:
-            until(lambda: not inserting.is_alive() or waits_for_a_lock(engine, writer))
-            return inserting.is_alive() and waits_for_a_lock(engine, writer)
-
-        def commit(_) -> str:
-            job.commit()
-            inserting.join(30), building.join(30)
-            if errors:
-                raise errors[0]  # the migration's own failure is this step's outcome
-            return f"the writer's INSERT took {took['ms']} ms"
-
-        job.execute(INSERT, {"name": "Batch Hero"})  # a write transaction in flight, not committed yet
-        building = in_background(lambda: build(migration), errors)
-        waiting = until(lambda: waits_for_a_lock(engine, migration))  # for the batch job's transaction
-        run.step(action, lambda _: "waiting for a lock" if waiting else "not waiting")
-        inserting = in_background(insert, errors)
-        blocked = writer_waits()
-        run.step("a writer inserts a hero, as POST /heroes does", lambda _: "blocked" if blocked else "done")
-        sleep(HOLD)
-        run.step(f"the batch job commits {HOLD * 1000:.0f} ms later; the migration goes on", commit)
-    return blocked, took.get("ms", -1.0)
 
 
 def create_index(op: Operations) -> None:
