@@ -9,6 +9,7 @@ from heroes.lessons import (
     async_lazy_load,
     autogenerate_blind_spots,
     background_task_session,
+    blocking_event_loop,
     cascade_delete,
     change_column_type,
     column_defaults,
@@ -86,7 +87,7 @@ TRACKS: dict[str, tuple[Lesson, ...]] = {  # the curriculum's tracks, each in cu
         add_unique_constraint.lesson,
         autogenerate_blind_spots.lesson,
     ),
-    "async": (missing_await.lesson, async_lazy_load.lesson),
+    "async": (blocking_event_loop.lesson, missing_await.lesson, async_lazy_load.lesson),
     "modelling": (
         cascade_delete.lesson,
         soft_delete.lesson,
