@@ -5,6 +5,7 @@ Timings are the evidence here, so every assertion is a ratio of the same run: th
 route measured (pg_sleep(0.2), on SQLite the lesson's own) against the wall time of K clients at once.
 """
 
+import gc
 import inspect
 import statistics
 import threading
@@ -44,6 +45,7 @@ def fire(base_url: str, path: str, clients: int) -> tuple[list, float, float]:
             assert http.get("/health/live").status_code == 200
             return time.perf_counter() - sent
 
+    gc.collect()  # the server runs in this process: its collection pauses would land in the timing
     with ThreadPoolExecutor(clients + 1) as pool:
         probe = pool.submit(health)
         answers = list(pool.map(client, range(clients)))

@@ -160,8 +160,8 @@ async def check(probe: Probe) -> None:
     await warm(probe.lab, 8)  # no crowd times building the database, nor connecting
     first = await probe.call()
     probe.expect("the heroes counted", first.status == 200 and first.json["heroes"] == heroes, first.outcome)
-    for clients in (5, 8):
-        seen = await crowd(probe.app, probe.path, clients)
+    for clients in (5, 8):  # the better of two crowds: a serial route is serial every time
+        seen = min([await crowd(probe.app, probe.path, clients) for _ in range(2)], key=lambda c: c.total_ms)
         query = seen.db_ms or 0
         whole = seen.statuses == {"200": clients} and seen.answers == [{"heroes": heroes}] and query >= 180
         probe.expect(
