@@ -1,6 +1,9 @@
 """The SQLModel tutorial's clients are served: trailing slashes work; a body that is not JSON gets 415."""
 
 import pytest
+from fastapi import HTTPException
+
+from heroes.db import get_session
 
 from support import assert_problem
 
@@ -103,3 +106,19 @@ def test_json_keeps_working_and_other_mistakes_keep_their_answers(client):
     no_body_taken = client.request("GET", "/teams", content=b"hello", headers={"content-type": "text/plain"})
     assert no_body_taken.status_code == 200  # a route that takes no body ignores one
     assert no_body_taken.headers["content-type"] == "application/json"
+
+
+def test_dependency_overrides_reach_the_reference_routes(app, client):
+    """The SQLModel tutorial tests with app.dependency_overrides[get_session]: the reference routes are
+    added flat (heroes.main.include_flat) with the app as their overrides provider, as include_router did."""
+
+    def refused():
+        raise HTTPException(status_code=418, detail="the override answered")
+
+    app.dependency_overrides[get_session] = refused
+    try:
+        for path in ("/heroes/1", "/heroes", "/teams/1"):
+            assert client.get(path).json()["detail"] == "the override answered", path
+    finally:
+        app.dependency_overrides.clear()
+    assert client.get("/heroes", params={"limit": 1}).status_code == 200
