@@ -122,18 +122,6 @@ def test_the_revisions_run_up_and_down_keeping_every_hero(app, engine_name):
         assert migrate.current_revision(connection, lessons=True) == "uq_2"
 
 
-@pytest.mark.sqlite_only(reason="the problem a SQLite lab answers")
-def test_on_sqlite_the_routes_say_how_to_start_postgresql(client):
-    for variant in ("bad", "fixed"):
-        response = client.post(f"{LESSON}/{variant}")
-        assert response.status_code == 409
-        body = response.json()
-        assert body["type"] == LESSON
-        assert "make run-postgres" in body["detail"]
-    compare = client.get(f"{LESSON}/compare")
-    assert compare.status_code == 409 and "make run-postgres" in compare.json()["detail"]
-
-
 def test_the_lesson_says_where_its_revisions_are(client):
     entry = client.get(LESSON).json()
     assert entry["engines"] == ["postgresql"]

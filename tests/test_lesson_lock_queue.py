@@ -118,14 +118,3 @@ def test_compare_reports_queued_and_not_queued(client):
 def test_squawk_names_the_missing_lock_timeout_only_when_it_is_missing():
     assert squawk_operations(lock_queue.add_catchphrase, lock_timeout=False) == ("require-lock-timeout",)
     assert squawk_operations(lock_queue.add_catchphrase) == ()
-
-
-@pytest.mark.sqlite_only(reason="the problem a SQLite lab answers")
-def test_on_sqlite_the_routes_say_how_to_start_postgresql(client):
-    for variant in ("bad", "fixed"):
-        response = client.post(f"{LESSON}/{variant}")
-        assert response.status_code == 409
-        assert response.json()["type"] == LESSON
-        assert "make run-postgres" in response.json()["detail"]
-    compare = client.get(f"{LESSON}/compare")
-    assert compare.status_code == 409 and "make run-postgres" in compare.json()["detail"]

@@ -228,3 +228,21 @@ def test_the_ready_commands_survive_the_shell(client):
                 continue
             items = dict(item.split("=", 1) for item in httpie[3 if route["method"] != "GET" else 2 :])
             assert {k.rstrip(":"): json.loads(v) if k.endswith(":") else v for k, v in items.items()} == body
+
+
+POSTGRESQL_ONLY = [lesson for lesson in LESSONS if lesson.engines == ("postgresql",)]
+
+
+@pytest.mark.sqlite_only(reason="the answer of a SQLite lab to a PostgreSQL lesson")
+@pytest.mark.parametrize("lesson", POSTGRESQL_ONLY, ids=lambda lesson: lesson.slug)
+def test_a_postgresql_lesson_on_sqlite_says_how_to_start_postgresql(client, lesson):
+    """Every route of a PostgreSQL lesson, and its compare, answer 409 naming `make run-postgres`."""
+    for route in lesson.routes:
+        for method in route.methods:
+            response = client.request(method, route.path)
+            assert response.status_code == 409, (route.path, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["type"] == lesson.prefix, route.path
+            assert "make run-postgres" in response.json()["detail"], route.path
+    compare = client.get(f"{lesson.prefix}/compare")
+    assert compare.status_code == 409 and "make run-postgres" in compare.json()["detail"]
